@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // Algorithm selects how AllReduce runs.
@@ -159,4 +160,44 @@ func (x *run) seg(buf []byte, length, i int) []byte {
 // maxSegBytes is the byte length of the longest block.
 func maxSegBytes(length, size, es int) int {
 	return (length + size - 1) / size * es
+}
+
+// Links lists the ranks that rank exchanges data with in some collective of a
+// size-rank group: its ring neighbours and its recursive-doubling partners.
+// The relation is symmetric, so both ends of a link agree it exists.
+func Links(rank, size int) []int {
+	if size < 2 {
+		return nil
+	}
+	set := map[int]bool{(rank + 1) % size: true, (rank - 1 + size) % size: true}
+	pof2 := 1
+	for pof2*2 <= size {
+		pof2 *= 2
+	}
+	rem := size - pof2
+	newrank := rank - rem
+	if rank < 2*rem {
+		if rank%2 == 0 {
+			set[rank+1] = true
+			newrank = -1
+		} else {
+			set[rank-1] = true
+			newrank = rank / 2
+		}
+	}
+	for mask := 1; newrank >= 0 && mask < pof2; mask <<= 1 {
+		pn := newrank ^ mask
+		if pn < rem {
+			set[pn*2+1] = true
+		} else {
+			set[pn+rem] = true
+		}
+	}
+	delete(set, rank)
+	out := make([]int, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -49,6 +50,11 @@ type memPeer struct {
 
 func (p *memPeer) Exchange(ctx context.Context, to int, send []byte, from int, recv []byte, seq uint64, chunk uint32) error {
 	p.calls++
+	for _, q := range []int{to, from} {
+		if q >= 0 && !slices.Contains(Links(p.rank, p.net.n), q) {
+			return fmt.Errorf("rank %d: exchange with rank %d, which is not in Links", p.rank, q)
+		}
+	}
 	if p.failAfter > 0 && p.calls >= p.failAfter {
 		p.net.close(p.rank)
 		return fmt.Errorf("rank %d: injected failure: %w", p.rank, errPeerClosed)

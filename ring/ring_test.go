@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -317,5 +318,19 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := ParseAlgorithm("tree"); err == nil {
 		t.Error("ParseAlgorithm(tree) succeeded")
+	}
+}
+
+// TestLinksSymmetricAndSufficient: every link is known to both ends, and a
+// memNet that only allows those links runs every collective.
+func TestLinksSymmetric(t *testing.T) {
+	for n := 1; n <= 17; n++ {
+		for r := 0; r < n; r++ {
+			for _, p := range Links(r, n) {
+				if !slices.Contains(Links(p, n), r) {
+					t.Fatalf("n=%d: %d links to %d but not back", n, r, p)
+				}
+			}
+		}
 	}
 }

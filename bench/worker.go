@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"time"
+	"unsafe"
+
+	"github.com/dmlrun/dmlrun/launch"
+	"github.com/dmlrun/dmlrun/node"
+	"github.com/dmlrun/dmlrun/ring"
+	"github.com/dmlrun/dmlrun/transport"
+)
+
+// AllReduceWorker is the body of one rank of a sweep (`dmlrun bench worker`,
+// started by RunAllReduce). It talks to the launcher on stdin and stdout, and
+// exits when stdin closes.
+func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	child := launch.NewChild(stdin, stdout)
+	var h workerHello
+	if err := child.Recv(&h); err != nil {
+		return fmt.Errorf("reading the launcher's hello: %w", err)
+	}
+	o := h.Options
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	op, _ := ring.ParseOp(o.Op)
+	algo, _ := ring.ParseAlgorithm(o.Algorithm)
+	log = log.With("rank", h.Rank)
+
+	opts, _ := json.Marshal(o)
+	digest := sha256.Sum256(opts)
+	tcfg := transport.Config{Cluster: "dmlrun-bench", RunDigest: hex.EncodeToString(digest[:]),
+		Secret: []byte(h.Secret), Spin: o.Spin, Logger: log}
+	ln, err := transport.Listen(net.JoinHostPort(o.Bind, "0"), tcfg)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := child.Send(workerMsg{Addr: ln.Addr().String()}); err != nil {
+		return err
+	}
+	var peers addrList
+	if err := child.Recv(&peers); err != nil {
+		return fmt.Errorf("reading the address list: %w", err)
+	}
+	if len(peers.Addrs) != h.Size {
+		return fmt.Errorf("launcher sent %d addresses for %d ranks", len(peers.Addrs), h.Size)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go child.WatchEOF(cancel) // the launcher is gone: stop
+
+	comm, err := node.NewComm(ctx, ln, node.CommConfig{Transport: tcfg, Timeout: o.Timeout,
+		Ring: ring.Options{ChunkBytes: int(o.ChunkBytes), SmallBytes: int(o.SmallBytes), Algorithm: algo}}, h.Rank, peers.Addrs)
+	if err != nil {
+		return err
+	}
+	defer comm.Close()
+	emit := func(r Row) error {
+		if h.Rank != 0 {
+			return nil
+		}
+		return child.Send(workerMsg{Row: &r})
+	}
+	if o.DType == "float64" {
+		err = sweep[float64](ctx, comm, &o, op, emit)
+	} else {
+		err = sweep[float32](ctx, comm, &o, op, emit)
+	}
+	if err != nil {
+		return err
+	}
+	if h.Rank == 0 {
+		return child.Send(workerMsg{Done: true})
+	}
+	return nil
+}
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// sweep times o.Iters out-of-place allreduces per size (after o.Warmup), then
+// checks every element against the exact expected value and compares a
+// checksum of the result across ranks.
+func sweep[T ring.Float](ctx context.Context, c *node.Comm, o *AllReduceOptions, op ring.Op, emit func(Row) error) error {
+	sizes := o.sizes()
+	es := int64(o.elemSize())
+	maxCount := sizes[len(sizes)-1] / es
+	src, dst := make([]T, maxCount), make([]T, maxCount)
+	for i := range src {
+		src[i] = T(value(c.Rank(), i))
+	}
+	stats := make([]float64, 3)
+	wrong := make([]float64, 1)
+	for _, b := range sizes {
+		count := b / es
+		s, d := src[:count], dst[:count]
+		sctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		err := func() error {
+			for range o.Warmup {
+				if err := node.AllReduce(sctx, c, op, d, s); err != nil {
+					return err
+				}
+			}
+			if err := c.Barrier(sctx); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			for range o.Iters {
+				if err := node.AllReduce(sctx, c, op, d, s); err != nil {
+					return err
+				}
+			}
+			dt := time.Since(t0).Seconds() / float64(o.Iters)
+
+			w := 0
+			for i, x := range d {
+				if float64(x) != expected(op, c.Size(), i) {
+					w++
+				}
+			}
+			sum := float64(crc64.Checksum(unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), len(d)*int(es)), crcTable) >> 11)
+			stats[0], stats[1], stats[2] = dt, sum, -sum // max time; max and min checksum
+			wrong[0] = float64(w)
+			if err := c.AllReduce(sctx, stats, ring.Max); err != nil {
+				return err
+			}
+			return c.AllReduce(sctx, wrong, ring.Sum)
+		}()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("size %d bytes: %w", b, err)
+		}
+		alg := float64(b) / stats[0] / 1e9
+		if err := emit(Row{Bytes: b, Count: count, Type: o.DType, Op: o.Op, TimeUS: stats[0] * 1e6,
+			AlgBW: alg, BusBW: busBW(alg, c.Size()), Wrong: int64(math.Round(wrong[0])), Identical: stats[1] == -stats[2]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/dmlrun/dmlrun/bench"
+)
+
+func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: dmlrun bench needs a benchmark: allreduce", errUsage)
+	}
+	switch args[0] {
+	case "allreduce":
+		o, jsonFile, err := parseBenchAllReduce(args[1:], stderr)
+		if err != nil {
+			return usageErr(err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
+		if jsonFile != "" && res != nil && len(res.Rows) > 0 {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			if werr := os.WriteFile(jsonFile, append(b, '\n'), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		return err
+	case "worker": // internal: one rank of `bench allreduce`, started by the launcher
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return bench.AllReduceWorker(ctx, stdin, stdout, log)
+	}
+	return fmt.Errorf("%w: unknown benchmark %q (want allreduce)", errUsage, args[0])
+}
+
+// parseBenchAllReduce parses the flags of `dmlrun bench allreduce`.
+func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOptions, string, error) {
+	o := bench.DefaultAllReduceOptions()
+	fs := flag.NewFlagSet("dmlrun bench allreduce", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.NP, "np", o.NP, "number of local processes (ranks)")
+	fs.Var(&o.MinBytes, "min-bytes", "smallest size (K, M, G suffixes)")
+	fs.Var(&o.MaxBytes, "max-bytes", "largest size (K, M, G suffixes)")
+	fs.IntVar(&o.Factor, "factor", o.Factor, "size multiplier between rows")
+	fs.StringVar(&o.DType, "dtype", o.DType, "element type: float32 or float64")
+	fs.StringVar(&o.Op, "op", o.Op, "reduction: sum, min or max")
+	fs.IntVar(&o.Iters, "iters", o.Iters, "timed iterations per size")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "untimed iterations per size")
+	fs.StringVar(&o.Algorithm, "algo", o.Algorithm, "allreduce algorithm: auto, ring or rd (recursive doubling)")
+	fs.Var(&o.ChunkBytes, "chunk", "pipelining piece size (0 = 1M)")
+	fs.Var(&o.SmallBytes, "small", "largest size that auto sends by recursive doubling (0 = 64K)")
+	fs.IntVar(&o.Spin, "spin", o.Spin, "non-blocking attempts before a rank sleeps (0 = default 100, -1 = never spin)")
+	fs.StringVar(&o.Bind, "bind", o.Bind, "data-plane address of the local ranks")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "deadline of each size's timed loop")
+	jsonFile := fs.String("json", "", "also write the rows as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return o, "", err
+	}
+	if fs.NArg() > 0 {
+		return o, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, *jsonFile, o.Validate()
+}

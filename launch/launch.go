@@ -1,0 +1,213 @@
+// Package launch starts and supervises the processes of one job: N local
+// processes for `-np N` (and, later, processes on remote hosts over ssh).
+//
+// Each child speaks a line protocol with the launcher: it reads JSON lines on
+// its standard input (the first one carries its rank and the cluster secret,
+// which therefore never appears in an argument list) and writes JSON lines on
+// its standard output. Its standard error is the human log: every line is
+// forwarded to the launcher's output with a "[rank]" prefix. A child must exit
+// when its standard input closes, so that a launcher that dies takes its
+// children with it.
+//
+//	g, err := launch.Start(ctx, specs, os.Stderr)
+//	defer g.Stop()
+//	g.Send(0, hello)
+//	ev, err := g.Next(ctx) // a line from some child, or its exit
+package launch
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Spec is one process to start.
+type Spec struct {
+	Label string   // prefix of its forwarded log lines, e.g. "0" or "h2:1"
+	Argv  []string // program and arguments
+	Env   []string // extra environment, KEY=VALUE
+}
+
+// Event is a protocol line from a child, or the news that it exited.
+type Event struct {
+	Index  int             // position of the child in the specs
+	Line   json.RawMessage // nil when the child exited
+	Exited bool
+	Err    error // exit status (nil for a clean exit) when Exited
+}
+
+// Group is a set of running children.
+type Group struct {
+	specs  []Spec
+	cmds   []*exec.Cmd
+	stdins []io.WriteCloser
+	events chan Event
+	wg     sync.WaitGroup
+	outMu  sync.Mutex
+	out    io.Writer
+
+	mu       sync.Mutex
+	exited   []bool
+	stopOnce sync.Once
+}
+
+// Start starts every spec. Children are put in their own process group, so a
+// Ctrl-C at the terminal reaches only the launcher, which decides what to do.
+// log receives every child's standard error, prefixed with its label.
+func Start(ctx context.Context, specs []Spec, log io.Writer) (*Group, error) {
+	g := &Group{specs: specs, events: make(chan Event, 64*len(specs)+16), out: log, exited: make([]bool, len(specs))}
+	for i, s := range specs {
+		cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+		cmd.Env = append(cmd.Environ(), s.Env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			g.Stop()
+			return nil, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			g.Stop()
+			return nil, err
+		}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			g.Stop()
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			g.Stop()
+			return nil, fmt.Errorf("start %s: %w", s.Label, err)
+		}
+		g.cmds = append(g.cmds, cmd)
+		g.stdins = append(g.stdins, stdin)
+		g.wg.Add(1)
+		go g.watch(i, cmd, stdout, stderr)
+	}
+	return g, nil
+}
+
+// watch forwards one child's output and reports its exit.
+func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
+	defer g.wg.Done()
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			line := append(json.RawMessage(nil), sc.Bytes()...)
+			if json.Valid(line) {
+				g.events <- Event{Index: i, Line: line}
+			} else {
+				g.printf(i, "%s", line) // not protocol: show it
+			}
+		}
+	}()
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			g.printf(i, "%s", sc.Bytes())
+		}
+	}()
+	pipes.Wait()
+	err := cmd.Wait()
+	g.mu.Lock()
+	g.exited[i] = true
+	g.mu.Unlock()
+	g.events <- Event{Index: i, Exited: true, Err: err}
+}
+
+func (g *Group) printf(i int, format string, args ...any) {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	fmt.Fprintf(g.out, "[%s] "+format+"\n", append([]any{g.specs[i].Label}, args...)...)
+}
+
+// Len is the number of children.
+func (g *Group) Len() int { return len(g.cmds) }
+
+// Label is child i's label.
+func (g *Group) Label(i int) string { return g.specs[i].Label }
+
+// Send writes v as one JSON line to child i's standard input.
+func (g *Group) Send(i int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := g.stdins[i].Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("send to %s: %w", g.specs[i].Label, err)
+	}
+	return nil
+}
+
+// Next returns the next event from any child, or ctx's error.
+func (g *Group) Next(ctx context.Context) (Event, error) {
+	select {
+	case ev := <-g.events:
+		return ev, nil
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	}
+}
+
+// Signal sends sig to every child still running.
+func (g *Group) Signal(sig syscall.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, cmd := range g.cmds {
+		if !g.exited[i] && cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, sig) // the child's whole process group
+		}
+	}
+}
+
+// Stop ends the group: it closes every standard input (children exit on
+// EOF), sends SIGTERM, then SIGKILL to whatever is left after grace, and waits
+// for all of them. No child outlives Stop.
+func (g *Group) Stop() {
+	g.stopOnce.Do(func() {
+		for _, w := range g.stdins {
+			w.Close()
+		}
+		done := make(chan struct{})
+		go func() { g.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(2 * time.Second):
+		}
+		g.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			return
+		case <-time.After(3 * time.Second):
+		}
+		g.Signal(syscall.SIGKILL)
+		<-done
+	})
+}
+
+// ExitError describes a child that failed.
+func ExitError(label string, err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("%s was killed by signal %v", label, ws.Signal())
+		}
+		return fmt.Errorf("%s exited with status %d", label, ee.ExitCode())
+	}
+	return fmt.Errorf("%s: %w", label, err)
+}
+

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dmlrun/dmlrun/ring"
+	"github.com/dmlrun/dmlrun/transport"
+)
+
+// The TCP mesh is the ring's Peer.
+var _ ring.Peer = (*transport.Mesh)(nil)
+
+// CommConfig configures a Comm.
+type CommConfig struct {
+	Transport transport.Config
+	Ring      ring.Options
+	// Epoch is the ring epoch; connections and frames of another epoch are
+	// refused.
+	Epoch uint32
+	// Timeout bounds a collective whose context has no deadline, and the
+	// connection set-up. 0 means 60 s.
+	Timeout time.Duration
+}
+
+const defaultTimeout = 60 * time.Second
+
+// Comm is one rank's communicator. It is not safe for concurrent use; after a
+// collective fails it is broken (every later call fails): close it and make a
+// new one.
+type Comm struct {
+	mesh    *transport.Mesh
+	ring    *ring.Comm
+	timeout time.Duration
+}
+
+// NewComm connects rank to the ranks it exchanges data with (ring
+// neighbours and recursive-doubling partners) and returns the communicator.
+// addrs lists every rank's data-plane address in rank order; ln is this
+// rank's own listener (at addrs[rank]).
+func NewComm(ctx context.Context, ln *transport.Listener, cfg CommConfig, rank int, addrs []string) (*Comm, error) {
+	if rank < 0 || rank >= len(addrs) {
+		return nil, errors.New("node: rank out of range of the address list")
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	ctx, cancel := withDeadline(ctx, timeout)
+	defer cancel()
+	m, err := transport.Connect(ctx, ln, cfg.Transport, cfg.Epoch, rank, addrs, ring.Links(rank, len(addrs)))
+	if err != nil {
+		return nil, err
+	}
+	return &Comm{mesh: m, ring: ring.New(m, rank, len(addrs), cfg.Ring), timeout: timeout}, nil
+}
+
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// Rank is this communicator's rank.
+func (c *Comm) Rank() int { return c.ring.Rank() }
+
+// Size is the number of ranks.
+func (c *Comm) Size() int { return c.ring.Size() }
+
+// Close aborts any collective in progress and closes the connections.
+func (c *Comm) Close() error { return c.mesh.Close() }
+
+// AllReduce reduces buf over all ranks with op, in place.
+func (c *Comm) AllReduce(ctx context.Context, buf []float64, op ring.Op) error {
+	return AllReduce(ctx, c, op, buf, buf)
+}
+
+// ReduceScatter reduces buf with op and leaves block Rank() of the result in
+// buf[lo:hi] (see ring.Segment).
+func (c *Comm) ReduceScatter(ctx context.Context, buf []float64, op ring.Op) (lo, hi int, err error) {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ring.ReduceScatter(ctx, c.ring, op, buf)
+}
+
+// AllGather fills every block of buf from the rank that owns it.
+func (c *Comm) AllGather(ctx context.Context, buf []float64) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ring.AllGather(ctx, c.ring, buf)
+}
+
+// Broadcast copies buf from rank root to all ranks.
+func (c *Comm) Broadcast(ctx context.Context, root int, buf []float64) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ring.Broadcast(ctx, c.ring, root, buf)
+}
+
+// Barrier returns once every rank has entered it.
+func (c *Comm) Barrier(ctx context.Context) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return c.ring.Barrier(ctx)
+}
+
+// AllReduce reduces src over all ranks of c with op into dst, for either
+// float type; dst and src may be the same slice.
+func AllReduce[T ring.Float](ctx context.Context, c *Comm, op ring.Op, dst, src []T) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ring.AllReduce(ctx, c.ring, op, dst, src)
+}

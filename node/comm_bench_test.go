@@ -1,0 +1,40 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/dmlrun/dmlrun/ring"
+)
+
+// BenchmarkAllReduce measures allreduce of float32 vectors between ranks in
+// one process over loopback TCP (the bench command runs one process per rank).
+func BenchmarkAllReduce(b *testing.B) {
+	for _, n := range []int{2, 4} {
+		for _, bytes := range []int{8, 64 << 10, 16 << 20} {
+			b.Run(fmt.Sprintf("n=%d/%dB", n, bytes), func(b *testing.B) {
+				comms := startComms(b, n, testConfig())
+				bufs := make([][]float32, n)
+				for r := range bufs {
+					bufs[r] = make([]float32, bytes/4)
+				}
+				b.SetBytes(int64(bytes))
+				b.ReportAllocs()
+				b.ResetTimer()
+				errs := parallel(comms, func(c *Comm) error {
+					for range b.N {
+						if err := AllReduce(context.Background(), c, ring.Max, bufs[c.Rank()], bufs[c.Rank()]); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err := errors.Join(errs...); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}

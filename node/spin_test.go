@@ -1,0 +1,2 @@
+package node
+var spinForTest = 0

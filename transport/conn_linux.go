@@ -1,0 +1,176 @@
+package transport
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Conn is one authenticated data-plane connection to a peer rank. Its data
+// methods belong to one Exchange at a time (the Mesh serializes them).
+type Conn struct {
+	nc    *net.TCPConn
+	raw   syscall.RawConn
+	fd    int // valid until Close; only the Mesh, which owns Close, uses it
+	peer  int
+	epoch uint32
+	addr  string
+
+	// The current exchange's outgoing frame: header then payload.
+	whdr         [HeaderSize]byte
+	wbuf         []byte
+	wdone, wsize int
+	wiov         [2]syscall.Iovec
+
+	// The current exchange's incoming frame.
+	rhdr         [HeaderSize]byte
+	rbuf         []byte
+	rdone, rsize int
+	rchecked     bool
+	riov         [2]syscall.Iovec
+
+	// What a parked attempt did, and the callbacks handed to the netpoller,
+	// built once so that parking allocates nothing.
+	pn                  int
+	perr                error
+	readWait, writeWait func(uintptr) bool
+}
+
+func newConn(nc net.Conn, peer int, epoch uint32) (*Conn, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil, fmt.Errorf("data plane: %T is not a TCP connection", nc)
+	}
+	_ = tc.SetNoDelay(true) // Go's default too: small frames must not wait for Nagle
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{nc: tc, raw: raw, peer: peer, epoch: epoch, addr: tc.RemoteAddr().String()}
+	if err := raw.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
+		return nil, err
+	}
+	c.readWait = func(uintptr) bool {
+		c.pn, c.perr = c.readSome()
+		return c.perr != syscall.EAGAIN
+	}
+	c.writeWait = func(uintptr) bool {
+		c.pn, c.perr = c.writeSome()
+		return c.perr != syscall.EAGAIN
+	}
+	return c, nil
+}
+
+// Peer is the rank at the other end.
+func (c *Conn) Peer() int { return c.peer }
+
+// Epoch is the ring epoch the connection was made for.
+func (c *Conn) Epoch() uint32 { return c.epoch }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() string { return c.addr }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+func (c *Conn) String() string { return fmt.Sprintf("rank %d (%s)", c.peer, c.addr) }
+
+// shutdown ends both directions without closing the descriptor: the peer
+// reads EOF at once, and an Exchange parked here wakes up.
+func (c *Conn) shutdown() {
+	_ = c.nc.CloseRead()
+	_ = c.nc.CloseWrite()
+}
+
+func (c *Conn) startSend(h Header, payload []byte) {
+	h.Length = uint32(len(payload))
+	h.put(c.whdr[:])
+	c.wbuf, c.wdone, c.wsize = payload, 0, HeaderSize+len(payload)
+}
+
+func (c *Conn) startRecv(buf []byte) {
+	c.rbuf, c.rdone, c.rsize, c.rchecked = buf, 0, HeaderSize+len(buf), false
+}
+
+func setIov(v *syscall.Iovec, b []byte) {
+	v.Base = &b[0]
+	v.SetLen(len(b))
+}
+
+// iovecs points iov at what is left of header+payload after done bytes.
+func iovecs(iov *[2]syscall.Iovec, hdr, payload []byte, done int) uintptr {
+	if done < HeaderSize {
+		setIov(&iov[0], hdr[done:])
+		if len(payload) == 0 {
+			return 1
+		}
+		setIov(&iov[1], payload)
+		return 2
+	}
+	setIov(&iov[0], payload[done-HeaderSize:])
+	return 1
+}
+
+// writeSome makes one non-blocking writev of what is left of the outgoing
+// frame. It returns syscall.EAGAIN when the socket buffer is full.
+func (c *Conn) writeSome() (int, error) {
+	cnt := iovecs(&c.wiov, c.whdr[:], c.wbuf, c.wdone)
+	for {
+		n, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.wiov[0])), cnt)
+		switch e {
+		case 0:
+			c.wdone += int(n)
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// readSome makes one non-blocking readv into what is left of the incoming
+// frame. It returns syscall.EAGAIN when nothing has arrived and io.EOF when
+// the peer closed the connection.
+func (c *Conn) readSome() (int, error) {
+	cnt := iovecs(&c.riov, c.rhdr[:], c.rbuf, c.rdone)
+	for {
+		n, _, e := syscall.Syscall(syscall.SYS_READV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.riov[0])), cnt)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e != 0:
+			return 0, e
+		case n == 0:
+			return 0, io.EOF
+		}
+		c.rdone += int(n)
+		return int(n), nil
+	}
+}
+
+// park waits on the netpoller until the socket is readable (read) or
+// writable, or until deadline, and makes one attempt when it is.
+func (c *Conn) park(read bool, deadline time.Time) (int, error) {
+	c.pn, c.perr = 0, nil
+	var err error
+	if read {
+		if err = c.nc.SetReadDeadline(deadline); err == nil {
+			err = c.raw.Read(c.readWait)
+		}
+	} else {
+		if err = c.nc.SetWriteDeadline(deadline); err == nil {
+			err = c.raw.Write(c.writeWait)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return c.pn, c.perr
+}
+
+// sched_yield lets the other processes of an oversubscribed host run while
+// this one spins.
+func yield() { _, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -1,0 +1,201 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Listener accepts data-plane connections, runs the server side of the
+// handshake on each in its own goroutine, and holds authenticated ones until
+// Accept claims them by (epoch, from, to).
+type Listener struct {
+	ln   net.Listener
+	cfg  Config
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	done bool
+	// ready holds authenticated connections nobody has claimed yet; waiting
+	// holds the Accept calls that wait for one.
+	ready   map[connKey]*Conn
+	waiting map[connKey]chan *Conn
+	// handshaking tracks conns mid-handshake, so Close can end them.
+	handshaking map[net.Conn]struct{}
+}
+
+type connKey struct {
+	epoch    uint32
+	from, to int
+}
+
+// maxReady bounds the authenticated but unclaimed connections kept.
+const maxReady = 256
+
+// Listen opens a listener on addr ("host:port"; port 0 picks a free one).
+func Listen(addr string, cfg Config) (*Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("data plane: listen on %s: %w", addr, err)
+	}
+	l := &Listener{ln: ln, cfg: cfg, log: cfg.logger(), ready: map[connKey]*Conn{},
+		waiting: map[connKey]chan *Conn{}, handshaking: map[net.Conn]struct{}{}}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// Addr is the address the listener is bound to.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("data plane: accept", "err", err)
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
+			continue
+		}
+		l.mu.Lock()
+		if l.done {
+			l.mu.Unlock()
+			nc.Close()
+			return
+		}
+		l.handshaking[nc] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.handshake(nc)
+	}
+}
+
+func (l *Listener) handshake(nc net.Conn) {
+	defer l.wg.Done()
+	h, err := serverHandshake(nc, &l.cfg)
+	l.mu.Lock()
+	delete(l.handshaking, nc)
+	l.mu.Unlock()
+	if err != nil {
+		l.log.Warn("data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
+		nc.Close()
+		return
+	}
+	c, err := newConn(nc, h.From, h.Epoch)
+	if err != nil {
+		l.log.Warn("data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
+		nc.Close()
+		return
+	}
+	l.deliver(connKey{h.Epoch, h.From, h.To}, c)
+}
+
+// deliver hands c to a waiting Accept, or keeps it for a later one. A newer
+// connection for the same key replaces an older one (a peer that redialed).
+func (l *Listener) deliver(k connKey, c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		c.Close()
+		return
+	}
+	if ch, ok := l.waiting[k]; ok {
+		delete(l.waiting, k)
+		ch <- c // buffered: never blocks
+		return
+	}
+	if old, ok := l.ready[k]; ok {
+		old.Close()
+	}
+	if len(l.ready) >= maxReady {
+		l.log.Warn("data plane: too many unclaimed connections; dropping", "remote", c.addr, "rank", k.from, "epoch", k.epoch)
+		c.Close()
+		return
+	}
+	l.ready[k] = c
+}
+
+// Accept waits for the authenticated connection that rank from opens to rank
+// to in ring epoch epoch. Unclaimed connections of older epochs are closed.
+func (l *Listener) Accept(ctx context.Context, epoch uint32, from, to int) (*Conn, error) {
+	k := connKey{epoch, from, to}
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	for ok, c := range l.ready {
+		if ok.epoch < epoch {
+			l.log.Info("data plane: dropping connection of an older ring epoch", "rank", ok.from, "epoch", ok.epoch, "now", epoch)
+			c.Close()
+			delete(l.ready, ok)
+		}
+	}
+	if c, ok := l.ready[k]; ok {
+		delete(l.ready, k)
+		l.mu.Unlock()
+		return c, nil
+	}
+	ch := make(chan *Conn, 1)
+	l.waiting[k] = ch
+	l.mu.Unlock()
+
+	select {
+	case c := <-ch:
+		if c == nil {
+			return nil, net.ErrClosed
+		}
+		return c, nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		if l.waiting[k] == ch {
+			delete(l.waiting, k)
+		}
+		l.mu.Unlock()
+		select {
+		case c := <-ch: // delivered just as we gave up: keep it for a retry
+			if c != nil {
+				l.deliver(k, c)
+			}
+		default:
+		}
+		return nil, fmt.Errorf("waiting for rank %d to connect (epoch %d): %w", from, epoch, ctx.Err())
+	}
+}
+
+// Close stops accepting, ends handshakes in progress, closes unclaimed
+// connections and wakes pending Accept calls. Claimed connections belong to
+// their owners.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	err := l.ln.Close()
+	for nc := range l.handshaking {
+		nc.Close()
+	}
+	for k, c := range l.ready {
+		c.Close()
+		delete(l.ready, k)
+	}
+	for k, ch := range l.waiting {
+		close(ch)
+		delete(l.waiting, k)
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	return err
+}
