@@ -210,4 +210,3 @@ func ExitError(label string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", label, err)
 }
-

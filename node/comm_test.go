@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testConfig() CommConfig {
 	return CommConfig{
-		Transport: transport.Config{Cluster: "test", RunDigest: "d1", Secret: []byte("s3cret"), Spin: spinForTest,
+		Transport: transport.Config{Cluster: "test", RunDigest: "d1", Secret: []byte("s3cret"),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Timeout: 20 * time.Second,
 	}

@@ -29,7 +29,9 @@ type RefusedError struct {
 	Reason string
 }
 
-func (e *RefusedError) Error() string { return fmt.Sprintf("%s refused the connection: %s", e.Addr, e.Reason) }
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s refused the connection: %s", e.Addr, e.Reason)
+}
 
 // Is makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }

@@ -1,2 +1,0 @@
-package node
-var spinForTest = 0
