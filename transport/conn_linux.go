@@ -4,20 +4,25 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"syscall"
-	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// Conn is one authenticated data-plane connection to a peer rank. Its data
-// methods belong to one Exchange at a time (the Mesh serializes them).
+// Conn is one authenticated data-plane connection to a peer rank. After the
+// handshake its socket is taken away from Go's netpoller (which would
+// otherwise wake an idle thread for every arriving packet) and driven with
+// raw non-blocking system calls by one Exchange at a time.
 type Conn struct {
-	nc    *net.TCPConn
-	raw   syscall.RawConn
-	fd    int // valid until Close; only the Mesh, which owns Close, uses it
+	fd    int // valid until Close
 	peer  int
 	epoch uint32
 	addr  string
+
+	mu     sync.Mutex // guards fd against shutdown racing with Close
+	closed bool
 
 	// The current exchange's outgoing frame: header then payload.
 	whdr         [HeaderSize]byte
@@ -31,14 +36,11 @@ type Conn struct {
 	rdone, rsize int
 	rchecked     bool
 	riov         [2]syscall.Iovec
-
-	// What a parked attempt did, and the callbacks handed to the netpoller,
-	// built once so that parking allocates nothing.
-	pn                  int
-	perr                error
-	readWait, writeWait func(uintptr) bool
 }
 
+// newConn takes over nc's socket: it duplicates the descriptor (which stays
+// non-blocking: the flag belongs to the shared open file) and closes nc, which
+// removes the socket from the netpoller.
 func newConn(nc net.Conn, peer int, epoch uint32) (*Conn, error) {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
@@ -49,17 +51,19 @@ func newConn(nc net.Conn, peer int, epoch uint32) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{nc: tc, raw: raw, peer: peer, epoch: epoch, addr: tc.RemoteAddr().String()}
-	if err := raw.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil {
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
 		return nil, err
 	}
-	c.readWait = func(uintptr) bool {
-		c.pn, c.perr = c.readSome()
-		return c.perr != syscall.EAGAIN
+	if dupErr != nil {
+		return nil, fmt.Errorf("data plane: dup socket: %w", dupErr)
 	}
-	c.writeWait = func(uintptr) bool {
-		c.pn, c.perr = c.writeSome()
-		return c.perr != syscall.EAGAIN
+	c := &Conn{fd: fd, peer: peer, epoch: epoch, addr: tc.RemoteAddr().String()}
+	tc.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
 }
@@ -73,16 +77,28 @@ func (c *Conn) Epoch() uint32 { return c.epoch }
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() string { return c.addr }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Close closes the connection. It must not run while an Exchange uses it (the
+// Mesh sees to that).
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return unix.Close(c.fd)
+}
 
 func (c *Conn) String() string { return fmt.Sprintf("rank %d (%s)", c.peer, c.addr) }
 
 // shutdown ends both directions without closing the descriptor: the peer
-// reads EOF at once, and an Exchange parked here wakes up.
+// reads EOF at once, and an Exchange waiting here wakes up.
 func (c *Conn) shutdown() {
-	_ = c.nc.CloseRead()
-	_ = c.nc.CloseWrite()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
 }
 
 func (c *Conn) startSend(h Header, payload []byte) {
@@ -119,7 +135,7 @@ func iovecs(iov *[2]syscall.Iovec, hdr, payload []byte, done int) uintptr {
 func (c *Conn) writeSome() (int, error) {
 	cnt := iovecs(&c.wiov, c.whdr[:], c.wbuf, c.wdone)
 	for {
-		n, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.wiov[0])), cnt)
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.wiov[0])), cnt)
 		switch e {
 		case 0:
 			c.wdone += int(n)
@@ -137,7 +153,7 @@ func (c *Conn) writeSome() (int, error) {
 func (c *Conn) readSome() (int, error) {
 	cnt := iovecs(&c.riov, c.rhdr[:], c.rbuf, c.rdone)
 	for {
-		n, _, e := syscall.Syscall(syscall.SYS_READV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.riov[0])), cnt)
+		n, _, e := syscall.RawSyscall(syscall.SYS_READV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.riov[0])), cnt)
 		switch {
 		case e == syscall.EINTR:
 			continue
@@ -149,26 +165,6 @@ func (c *Conn) readSome() (int, error) {
 		c.rdone += int(n)
 		return int(n), nil
 	}
-}
-
-// park waits on the netpoller until the socket is readable (read) or
-// writable, or until deadline, and makes one attempt when it is.
-func (c *Conn) park(read bool, deadline time.Time) (int, error) {
-	c.pn, c.perr = 0, nil
-	var err error
-	if read {
-		if err = c.nc.SetReadDeadline(deadline); err == nil {
-			err = c.raw.Read(c.readWait)
-		}
-	} else {
-		if err = c.nc.SetWriteDeadline(deadline); err == nil {
-			err = c.raw.Write(c.writeWait)
-		}
-	}
-	if err != nil {
-		return 0, err
-	}
-	return c.pn, c.perr
 }
 
 // sched_yield lets the other processes of an oversubscribed host run while

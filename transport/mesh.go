@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrAborted: the mesh was aborted (by Abort, Close, or an earlier failed
@@ -20,8 +22,8 @@ var ErrAborted = errors.New("data plane aborted")
 // progress (another epoch, step, chunk or length).
 var ErrProtocol = errors.New("protocol violation")
 
-// pollInterval bounds how long an Exchange parks before it looks at its
-// context and at Abort again.
+// pollInterval bounds how long an Exchange sleeps before it looks at its
+// context again (Abort wakes it at once: shut-down sockets poll ready).
 const pollInterval = 100 * time.Millisecond
 
 // Mesh is one rank's set of connections to the ranks it exchanges data with,
@@ -34,6 +36,8 @@ type Mesh struct {
 
 	mu      sync.Mutex // held by Exchange; Close waits for it
 	aborted atomic.Bool
+	pfd     [2]unix.PollFd // park's arguments, kept here so parking allocates nothing
+	ts      unix.Timespec
 }
 
 // Connect builds rank's mesh for ring epoch epoch: for every rank in links it
@@ -131,43 +135,66 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 			spins = 0
 			continue
 		}
+		// Wait until a socket is ready. First spin: ppoll with no timeout
+		// (unlike a read attempt, it does not take the socket lock that the
+		// arriving packet needs), yielding the CPU between tries.
 		if spins < m.spin {
 			spins++
-			yield()
+			if m.poll(s, sending, r, receiving, 0) == 0 {
+				yield()
+			}
 			continue
 		}
 		spins = 0
-		// Park on whichever side we still wait for; the receive side first,
-		// since data arriving is what lets every rank move on.
-		c, read := s, false
-		if receiving {
-			c, read = r, true
-		}
-		dir := "send to"
-		if read {
-			dir = "recv from"
-		}
 		if err := ctx.Err(); err != nil {
+			c, dir := r, "recv from"
+			if !receiving {
+				c, dir = s, "send to"
+			}
 			return m.fail(dir, c, fmt.Errorf("waited until the deadline (step %d, chunk %d): %w", seq, chunk, err))
 		}
-		deadline := time.Now().Add(pollInterval)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
+		wait := pollInterval
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(0, min(wait, time.Until(d)))
 		}
-		n, err := c.park(read, deadline)
+		m.poll(s, sending, r, receiving, wait)
 		if m.aborted.Load() {
-			return fmt.Errorf("%s %v: %w", dir, c, ErrAborted)
-		}
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case err != nil && err != syscall.EAGAIN:
-			return m.fail(dir, c, err)
-		case n > 0 && read:
-			if err := m.check(r, seq, chunk); err != nil {
-				return m.fail(dir, c, err)
-			}
+			return ErrAborted
 		}
 	}
+}
+
+// poll waits in ppoll(2), for at most wait, until r is readable (if
+// receiving) or s writable (if sending), and reports how many are ready.
+// Waiting on both at once matters: a rank whose receive is pending may also
+// hold a send that its peer has just made room for, and ranks that all slept
+// on their reads would stall the ring.
+func (m *Mesh) poll(s *Conn, sending bool, r *Conn, receiving bool, wait time.Duration) int {
+	k := 0
+	if receiving {
+		m.pfd[k] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN}
+		k++
+	}
+	if sending {
+		if k == 1 && s == r {
+			m.pfd[0].Events |= unix.POLLOUT
+		} else {
+			m.pfd[k] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLOUT}
+			k++
+		}
+	}
+	m.ts = unix.NsecToTimespec(int64(wait))
+	call := syscall.Syscall6 // may block: let the scheduler run other goroutines
+	if wait == 0 {
+		call = syscall.RawSyscall6 // returns at once
+	}
+	// EINTR (the Go runtime's preemption signals) just ends the wait early.
+	n, _, e := call(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&m.pfd[0])), uintptr(k),
+		uintptr(unsafe.Pointer(&m.ts)), 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // check validates the incoming header once it is complete.
