@@ -266,8 +266,20 @@ func busBW(alg float64, n int) float64 {
 }
 
 // value is what rank r puts at index i: small integers, so that every
-// summation order gives the exact result.
-func value(r, i int) float64 { return float64((i*7+r*13)%31 - 15) }
+// summation order gives the exact result. It repeats every valuePeriod
+// elements.
+func value(r, i int) float64 { return float64((i*7+r*13)%valuePeriod - 15) }
+
+const valuePeriod = 31
+
+// expectedTable is the exact result at indices 0..valuePeriod-1.
+func expectedTable(op ring.Op, n int) []float64 {
+	t := make([]float64, valuePeriod)
+	for i := range t {
+		t[i] = expected(op, n, i)
+	}
+	return t
+}
 
 func expected(op ring.Op, n, i int) float64 {
 	v := value(0, i)

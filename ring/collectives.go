@@ -110,6 +110,7 @@ func (c *Comm) Barrier(ctx context.Context) error {
 func (x *run) reduceScatter(ctx context.Context, op Op, dst, src []byte, length int) error {
 	n, r := x.c.size, x.c.rank
 	next, prev := (r+1)%n, (r-1+n)%n
+	inPlace := len(dst) > 0 && &dst[0] == &src[0]
 	for s := 0; s < n-1; s++ {
 		from := dst // blocks sent after step 0 carry the partial sums received before
 		if s == 0 {
@@ -118,12 +119,18 @@ func (x *run) reduceScatter(ctx context.Context, op Op, dst, src []byte, length 
 		sendSeg := x.seg(from, length, r-s-1)
 		dstSeg, srcSeg := x.seg(dst, length, r-s-2), x.seg(src, length, r-s-2)
 		for k := 0; k < x.pieces; k++ {
-			dp := x.part(dstSeg, k)
-			tmp := x.scratch(len(dp))
-			if err := x.exchange(ctx, s, k, next, x.part(sendSeg, k), prev, tmp); err != nil {
+			// Out of place, the partial sum lands straight in dst and our own
+			// values are added to it; in place, it lands in scratch first.
+			dp, sp := x.part(dstSeg, k), x.part(srcSeg, k)
+			in, add := dp, sp
+			if inPlace {
+				in = x.scratch(len(dp))
+				add = in
+			}
+			if err := x.exchange(ctx, s, k, next, x.part(sendSeg, k), prev, in); err != nil {
 				return err
 			}
-			reduce(op, x.es, dp, tmp, x.part(srcSeg, k))
+			accumulate(op, x.es, dp, add)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package ring
 import (
 	"unsafe"
 
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/floats"
 )
 
@@ -78,16 +79,18 @@ func reduce32(op Op, d, a, b []float32) {
 	a = a[:len(d)]
 	switch op {
 	case Sum:
-		i := 0
-		for ; i+4 <= len(d); i += 4 {
-			d[i] = a[i] + b[i]
-			d[i+1] = a[i+1] + b[i+1]
-			d[i+2] = a[i+2] + b[i+2]
-			d[i+3] = a[i+3] + b[i+3]
+		// Float addition is commutative bit for bit, so d = a + b may be
+		// computed as d += (whichever operand d is not).
+		switch {
+		case len(d) == 0:
+			return
+		case &d[0] == &a[0]:
+		case &d[0] == &b[0]:
+			b = a
+		default:
+			copy(d, a)
 		}
-		for ; i < len(d); i++ {
-			d[i] = a[i] + b[i]
-		}
+		axpy32(d, b)
 	case Min:
 		for i := range d {
 			x, y := a[i], b[i]
@@ -105,4 +108,20 @@ func reduce32(op Op, d, a, b []float32) {
 			d[i] = x
 		}
 	}
+}
+
+// accumulate sets dst[i] = dst[i] op src[i]: the ring's reduce-scatter, where
+// any operand order will do (the allgather then hands every rank the same
+// bytes).
+func accumulate(op Op, es int, dst, src []byte) {
+	if op == Sum && es == 4 && len(dst) > 0 {
+		axpy32(f32s(dst), f32s(src))
+		return
+	}
+	reduce(op, es, dst, dst, src)
+}
+
+// axpy32 sets d += s with gonum's assembly kernel.
+func axpy32(d, s []float32) {
+	blas32.Axpy(1, blas32.Vector{N: len(d), Inc: 1, Data: s}, blas32.Vector{N: len(d), Inc: 1, Data: d})
 }
