@@ -1,0 +1,41 @@
+# dmlrun: see README.md. `make test` is what CI runs.
+GO        ?= go
+BIN       ?= ./dmlrun
+NP        ?= 4
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build test unit lint bench bench-compare demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/dmlrun
+
+# The whole suite: formatting, vet, staticcheck, then every test with the
+# race detector.
+test: lint unit
+
+unit:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# Allreduce bandwidth sweep over NP local processes (nccl-tests layout).
+bench: build
+	$(BIN) bench allreduce -np $(NP)
+
+# dmlrun against Open MPI (TCP) and torch.distributed gloo, where installed
+# (bash ../shared/peers/setup.sh installs them).
+bench-compare: build
+	$(BIN) bench compare -np 2,4
+
+# The main job on the built-in default, 4 local processes.
+demo: build
+	$(BIN) bench allreduce -np $(NP) -max-bytes 16M
+
+clean:
+	rm -f $(BIN)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseBenchAllReduce(t *testing.T) {
+	good, _, err := parseBenchAllReduce([]string{"-np", "3", "-min-bytes", "1K", "-max-bytes", "16M", "-dtype", "float64", "-op", "max", "-algo", "rd", "-json", "x.json"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.NP != 3 || good.MinBytes != 1024 || good.MaxBytes != 16<<20 || good.DType != "float64" || good.Op != "max" || good.Algorithm != "rd" {
+		t.Fatalf("parsed %+v", good)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-np", "0"}, "-np 0"},
+		{[]string{"-np", "x"}, "invalid value"},
+		{[]string{"-dtype", "int8"}, `-dtype "int8"`},
+		{[]string{"-op", "avg"}, `"avg"`},
+		{[]string{"-algo", "tree"}, `"tree"`},
+		{[]string{"-min-bytes", "12Q"}, `bad size "12Q"`},
+		{[]string{"-min-bytes", "1M", "-max-bytes", "1K"}, "below -min-bytes"},
+		{[]string{"-factor", "1"}, "-factor 1"},
+		{[]string{"-iters", "0"}, "-iters 0"},
+		{[]string{"-timeout", "-1s"}, "-timeout"},
+		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		_, _, err := parseBenchAllReduce(tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got error %v, want one mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "no command"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"bench"}, 2, "needs a benchmark"},
+		{[]string{"bench", "latency"}, 2, `unknown benchmark "latency"`},
+		{[]string{"bench", "allreduce", "-np", "-3"}, 2, "-np -3"},
+		{[]string{"help"}, 0, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+	if !errors.Is(usageErr(errors.New("x")), errUsage) {
+		t.Error("usageErr does not wrap errUsage")
+	}
+}
