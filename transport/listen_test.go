@@ -256,14 +256,12 @@ func TestListenerCloseEndsConnections(t *testing.T) {
 			return rawConn(t, addr)
 		}},
 		{"authenticated, unclaimed", func(t *testing.T, addr string) net.Conn {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := Dial(ctx, addr, testConfig(), 1, 0, 1)
-			if err != nil {
-				t.Fatal(err)
+			nc := rawConn(t, addr)
+			cfg := testConfig()
+			if err := clientHandshake(nc, &cfg, Hello{Epoch: 1, From: 0, To: 1}, time.Now().Add(5*time.Second)); err != nil {
+				t.Fatalf("handshake: %v", err)
 			}
-			t.Cleanup(func() { c.Close() })
-			return c.nc
+			return nc
 		}},
 	}
 	for _, tc := range tests {
