@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,16 +76,16 @@ func TestExchangeProtocolMismatch(t *testing.T) {
 	// Rank 0 sends a frame and waits for one from rank 1; rank 1 expects a
 	// different frame from rank 0 and sends nothing.
 	tests := []struct {
-		name               string
-		sendLen, recvLen   int
-		sendSeq, recvSeq   uint64
-		sendChunk, recvChu uint32
+		name                 string
+		sendLen, recvLen     int
+		sendSeq, recvSeq     uint64
+		sendChunk, recvChunk uint32
 	}{
 		{name: "longer than expected", sendLen: 20, recvLen: 10},
 		{name: "shorter than expected", sendLen: 10, recvLen: 20},
 		{name: "empty, one byte expected", sendLen: 0, recvLen: 1},
 		{name: "other step", sendLen: 8, recvLen: 8, sendSeq: 5, recvSeq: 6},
-		{name: "other chunk", sendLen: 8, recvLen: 8, sendChunk: 1, recvChu: 2},
+		{name: "other chunk", sendLen: 8, recvLen: 8, sendChunk: 1, recvChunk: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +97,7 @@ func TestExchangeProtocolMismatch(t *testing.T) {
 			go func() {
 				peerErr <- m[0].Exchange(ctx, 1, make([]byte, tc.sendLen), 1, make([]byte, 8), tc.sendSeq, tc.sendChunk)
 			}()
-			err := m[1].Exchange(ctx, -1, nil, 0, make([]byte, tc.recvLen), tc.recvSeq, tc.recvChu)
+			err := m[1].Exchange(ctx, -1, nil, 0, make([]byte, tc.recvLen), tc.recvSeq, tc.recvChunk)
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("rank 1: %v, want ErrProtocol", err)
 			}
@@ -395,5 +396,18 @@ func TestConnectBadLinkAfterGoodOne(t *testing.T) {
 	if c, err := peer.Accept(short, 1, 0, 1); err == nil {
 		c.Close()
 		t.Error("rank 0 connected to rank 1 although Connect failed")
+	}
+}
+
+// TestMeshAbortDuringClose: Abort is documented as safe from any goroutine,
+// so it must not race with Close (run with -race).
+func TestMeshAbortDuringClose(t *testing.T) {
+	t.Skip("known bug (see report): Abort reads m.conns while Close sets its entries to nil; -race reports it")
+	for range 20 {
+		m := newRing(t, 3, testConfig())
+		var wg sync.WaitGroup
+		wg.Go(func() { m[0].Abort() })
+		wg.Go(func() { _ = m[0].Close() })
+		wg.Wait()
 	}
 }

@@ -1,0 +1,332 @@
+// Package config is the schema of train.yaml: one strict document (an
+// unknown or misspelled key is an error that names it), with defaults and a
+// Validate that names the bad field.
+//
+//	cfg, err := config.Load("train.yaml")
+//	if err != nil { ... }           // e.g. train.yaml: line 7: field lr2 not found in type config.Optimizer
+//	digest := cfg.Digest()          // nodes with another digest are refused
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a whole train.yaml.
+type Config struct {
+	Name      string    `yaml:"name" json:"name"`
+	Seed      uint64    `yaml:"seed" json:"seed"`
+	Data      Data      `yaml:"data" json:"data"`
+	Model     Model     `yaml:"model" json:"model"`
+	Optimizer Optimizer `yaml:"optimizer" json:"optimizer"`
+	Training  Training  `yaml:"training" json:"training"`
+	Cluster   Cluster   `yaml:"cluster" json:"cluster"`
+	Output    Output    `yaml:"output" json:"-"` // where results go does not change the run
+}
+
+// Data says where the rows come from.
+type Data struct {
+	Train     string     `yaml:"train" json:"train"`   // CSV or LIBSVM path; empty with synthetic
+	Test      string     `yaml:"test" json:"test"`     // optional held-out set, same format
+	Format    string     `yaml:"format" json:"format"` // csv, libsvm or synthetic
+	Label     string     `yaml:"label" json:"label"`   // CSV label column; default the last
+	Normalize bool       `yaml:"normalize" json:"normalize"`
+	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
+}
+
+// Synthetic describes the built-in generator.
+type Synthetic struct {
+	Task        string  `yaml:"task" json:"task"` // regression, binary or multiclass
+	Samples     int     `yaml:"samples" json:"samples"`
+	TestSamples int     `yaml:"test_samples" json:"test_samples"`
+	Features    int     `yaml:"features" json:"features"`
+	Classes     int     `yaml:"classes" json:"classes"`
+	Noise       float64 `yaml:"noise" json:"noise"`
+	Seed        uint64  `yaml:"seed" json:"seed"`
+}
+
+// Model chooses the model.
+type Model struct {
+	Kind       string  `yaml:"kind" json:"kind"` // linear, logistic, softmax or mlp
+	Hidden     []int   `yaml:"hidden" json:"hidden,omitempty"`
+	Activation string  `yaml:"activation" json:"activation,omitempty"` // relu or tanh
+	Output     string  `yaml:"output" json:"output,omitempty"`         // mlp: regression, binary or multiclass
+	Classes    int     `yaml:"classes" json:"classes,omitempty"`       // softmax/mlp; 0 = from the data
+	L2         float64 `yaml:"l2" json:"l2"`
+}
+
+// Optimizer chooses the update rule.
+type Optimizer struct {
+	Kind     string  `yaml:"kind" json:"kind"` // sgd, momentum or adam
+	LR       float64 `yaml:"lr" json:"lr"`
+	Momentum float64 `yaml:"momentum" json:"momentum"`
+	Beta1    float64 `yaml:"beta1" json:"beta1"`
+	Beta2    float64 `yaml:"beta2" json:"beta2"`
+	Epsilon  float64 `yaml:"epsilon" json:"epsilon"`
+}
+
+// Training sets the schedule.
+type Training struct {
+	BatchSize int `yaml:"batch_size" json:"batch_size"` // global batch; 0 = full batch
+	Steps     int `yaml:"steps" json:"steps"`
+	Epochs    int `yaml:"epochs" json:"epochs"`
+	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+}
+
+// Cluster sets the size of the job and its deadlines.
+type Cluster struct {
+	Nodes       int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
+	Timeout     Duration `yaml:"timeout" json:"-"`
+	StepTimeout Duration `yaml:"step_timeout" json:"-"`
+}
+
+// Output says where results go.
+type Output struct {
+	Dir string `yaml:"dir"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses "30s", "2m" and the like.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 2m)", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default is the built-in job: logistic regression on synthetic data, 4 nodes.
+const Default = `# The built-in default job: binary logistic regression on a synthetic data set.
+name: demo
+seed: 1
+data:
+  format: synthetic
+  normalize: true
+  synthetic: {task: binary, samples: 20000, test_samples: 4000, features: 20, noise: 0.5, seed: 7}
+model: {kind: logistic, l2: 0.0001}
+optimizer: {kind: adam, lr: 0.05}
+training: {batch_size: 256, steps: 400, eval_every: 50}
+cluster: {nodes: 4, timeout: 60s, step_timeout: 30s}
+`
+
+// Load reads and validates a train.yaml file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes a train.yaml document strictly, applies defaults and
+// validates it.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Name == "" {
+		c.Name = "run"
+	}
+	if c.Data.Format == "" {
+		c.Data.Format = "csv"
+		if c.Data.Synthetic != nil && c.Data.Train == "" {
+			c.Data.Format = "synthetic"
+		} else if strings.HasSuffix(c.Data.Train, ".svm") || strings.HasSuffix(c.Data.Train, ".libsvm") {
+			c.Data.Format = "libsvm"
+		}
+	}
+	if s := c.Data.Synthetic; s != nil {
+		if s.Classes == 0 && s.Task == "multiclass" {
+			s.Classes = 3
+		}
+		if s.Seed == 0 {
+			s.Seed = c.Seed
+		}
+	}
+	if c.Model.Kind == "mlp" && c.Model.Activation == "" {
+		c.Model.Activation = "relu"
+	}
+	o := &c.Optimizer
+	if o.Kind == "" {
+		o.Kind = "sgd"
+	}
+	if o.LR == 0 {
+		o.LR = 0.01
+	}
+	if o.Momentum == 0 {
+		o.Momentum = 0.9
+	}
+	if o.Beta1 == 0 {
+		o.Beta1 = 0.9
+	}
+	if o.Beta2 == 0 {
+		o.Beta2 = 0.999
+	}
+	if o.Epsilon == 0 {
+		o.Epsilon = 1e-8
+	}
+	if c.Training.Steps == 0 && c.Training.Epochs == 0 {
+		c.Training.Epochs = 1
+	}
+	if c.Cluster.Nodes == 0 {
+		c.Cluster.Nodes = 1
+	}
+	if c.Cluster.Timeout.Duration == 0 {
+		c.Cluster.Timeout.Duration = 60 * time.Second
+	}
+	if c.Cluster.StepTimeout.Duration == 0 {
+		c.Cluster.StepTimeout.Duration = 30 * time.Second
+	}
+	if c.Output.Dir == "" {
+		c.Output.Dir = filepath.Join("runs", c.Name)
+	}
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate names every bad field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	d := c.Data
+	switch {
+	case !oneOf(d.Format, "csv", "libsvm", "synthetic"):
+		bad("data.format", "%q is not csv, libsvm or synthetic", d.Format)
+	case d.Format == "synthetic":
+		if d.Synthetic == nil {
+			bad("data.synthetic", "missing (data.format is synthetic)")
+		} else {
+			s := d.Synthetic
+			if !oneOf(s.Task, "regression", "binary", "multiclass") {
+				bad("data.synthetic.task", "%q is not regression, binary or multiclass", s.Task)
+			}
+			if s.Samples < 1 {
+				bad("data.synthetic.samples", "%d: want at least 1", s.Samples)
+			}
+			if s.TestSamples < 0 {
+				bad("data.synthetic.test_samples", "%d is negative", s.TestSamples)
+			}
+			if s.Features < 1 {
+				bad("data.synthetic.features", "%d: want at least 1", s.Features)
+			}
+			if s.Task == "multiclass" && s.Classes < 2 {
+				bad("data.synthetic.classes", "%d: want at least 2", s.Classes)
+			}
+			if s.Noise < 0 {
+				bad("data.synthetic.noise", "%v is negative", s.Noise)
+			}
+		}
+	default:
+		if d.Train == "" {
+			bad("data.train", "missing (a %s file)", d.Format)
+		}
+	}
+	m := c.Model
+	if !oneOf(m.Kind, "linear", "logistic", "softmax", "mlp") {
+		bad("model.kind", "%q is not linear, logistic, softmax or mlp", m.Kind)
+	}
+	if m.Kind == "mlp" {
+		if len(m.Hidden) == 0 {
+			bad("model.hidden", "an mlp needs at least one hidden layer, e.g. [32]")
+		}
+		for i, h := range m.Hidden {
+			if h < 1 {
+				bad(fmt.Sprintf("model.hidden[%d]", i), "%d: want at least 1", h)
+			}
+		}
+		if !oneOf(m.Activation, "relu", "tanh") {
+			bad("model.activation", "%q is not relu or tanh", m.Activation)
+		}
+		if m.Output != "" && !oneOf(m.Output, "regression", "binary", "multiclass") {
+			bad("model.output", "%q is not regression, binary or multiclass", m.Output)
+		}
+	} else if len(m.Hidden) > 0 {
+		bad("model.hidden", "only an mlp has hidden layers")
+	}
+	if m.L2 < 0 {
+		bad("model.l2", "%v is negative", m.L2)
+	}
+	o := c.Optimizer
+	if !oneOf(o.Kind, "sgd", "momentum", "adam") {
+		bad("optimizer.kind", "%q is not sgd, momentum or adam", o.Kind)
+	}
+	if o.LR <= 0 {
+		bad("optimizer.lr", "%v: want a positive learning rate", o.LR)
+	}
+	if o.Momentum < 0 || o.Momentum >= 1 {
+		bad("optimizer.momentum", "%v: want 0 <= momentum < 1", o.Momentum)
+	}
+	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
+		bad("optimizer.beta1/beta2", "want values in [0, 1)")
+	}
+	t := c.Training
+	if t.BatchSize < 0 {
+		bad("training.batch_size", "%d is negative (0 means full batch)", t.BatchSize)
+	}
+	if t.Steps < 0 || t.Epochs < 0 {
+		bad("training.steps/epochs", "must not be negative")
+	}
+	if t.Steps > 0 && t.Epochs > 0 {
+		bad("training", "set steps or epochs, not both")
+	}
+	if t.EvalEvery < 0 {
+		bad("training.eval_every", "%d is negative", t.EvalEvery)
+	}
+	if c.Cluster.Nodes < 1 {
+		bad("cluster.nodes", "%d: want at least 1", c.Cluster.Nodes)
+	}
+	if c.Cluster.Timeout.Duration <= 0 || c.Cluster.StepTimeout.Duration <= 0 {
+		bad("cluster.timeout/step_timeout", "want positive durations")
+	}
+	return errors.Join(errs...)
+}
+
+// Digest identifies the run: a hash of everything that changes the
+// trajectory (not the output directory or the cluster's size and
+// deadlines). Nodes whose digests differ run different jobs and refuse each
+// other.
+func (c *Config) Digest() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
