@@ -24,7 +24,9 @@ func Dial(ctx context.Context, addr string, cfg Config, epoch uint32, from, to i
 		if err == nil {
 			return c, nil
 		}
-		last = err
+		if ctx.Err() == nil || last == nil { // keep the real cause, not the cancellation
+			last = err
+		}
 		if errors.Is(err, ErrRefused) || errors.Is(err, ErrAuth) {
 			return nil, fmt.Errorf("dial rank %d at %s: %w", to, addr, err)
 		}
@@ -32,7 +34,7 @@ func Dial(ctx context.Context, addr string, cfg Config, epoch uint32, from, to i
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("dial rank %d at %s: gave up after %d attempts (%v); last error: %w", to, addr, attempt, ctx.Err(), last)
+			return nil, fmt.Errorf("dial rank %d at %s: gave up after %d attempts (%w); last error: %w", to, addr, attempt, ctx.Err(), last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)

@@ -101,6 +101,9 @@ func ReadFrame(r io.Reader, max int) (Header, []byte, error) {
 	}
 	p := make([]byte, h.Length)
 	if _, err := io.ReadFull(r, p); err != nil {
+		if err == io.EOF { // cut right after the header: not a clean end of stream
+			err = io.ErrUnexpectedEOF
+		}
 		return h, nil, fmt.Errorf("frame payload: %w", err)
 	}
 	return h, p, nil

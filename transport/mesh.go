@@ -46,12 +46,14 @@ type Mesh struct {
 // with every failure joined once ctx ends.
 func Connect(ctx context.Context, ln *Listener, cfg Config, epoch uint32, rank int, addrs []string, links []int) (*Mesh, error) {
 	m := &Mesh{rank: rank, size: len(addrs), epoch: epoch, conns: make([]*Conn, len(addrs)), spin: cfg.spin()}
-	errs := make([]error, len(links))
-	var wg sync.WaitGroup
-	for i, p := range links {
+	for _, p := range links { // all checked before any dial starts
 		if p < 0 || p >= len(addrs) || p == rank {
 			return nil, fmt.Errorf("connect: bad link to rank %d (size %d, self %d)", p, len(addrs), rank)
 		}
+	}
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, p := range links {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,6 +93,9 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.aborted.Load() { // Close may have run while we waited for the lock
+		return ErrAborted
+	}
 	var s, r *Conn
 	if to >= 0 {
 		if s = m.link(to); s == nil {
@@ -245,16 +250,16 @@ func (m *Mesh) Abort() {
 }
 
 // Close aborts the mesh, waits for a running Exchange to return, and closes
-// all connections.
+// all connections. The conns slice itself is never changed, so that a
+// concurrent Abort can read it safely.
 func (m *Mesh) Close() error {
 	m.Abort()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	for i, c := range m.conns {
+	for _, c := range m.conns {
 		if c != nil {
 			errs = append(errs, c.Close())
-			m.conns[i] = nil
 		}
 	}
 	return errors.Join(errs...)
