@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -72,7 +71,6 @@ type MemberConfig struct {
 	Name      string // unique per process start; empty = generated from host and slot
 	Bind      string // gossip bind address host:port; port 0 picks one
 	Advertise string // address peers use to reach this node's gossip (host or host:port); empty = Bind
-	Join      []string
 	Cluster   string // memberlist label: other clusters' packets are dropped
 	Secret    []byte // gossip is encrypted with a key derived from it
 	Meta      Meta
@@ -96,10 +94,9 @@ type Membership struct {
 // ErrConfigMismatch: another node runs a different job configuration.
 var ErrConfigMismatch = errors.New("nodes run different job configurations")
 
-// JoinCluster starts gossip and joins the nodes in cfg.Join (retrying until
-// ctx ends, since they may not be up yet). With no Join addresses it starts a
-// cluster of its own for others to join.
-func JoinCluster(ctx context.Context, cfg MemberConfig) (*Membership, error) {
+// StartMembership starts gossip on cfg.Bind. Call Join next (with no
+// addresses, this node starts a cluster of its own for others to join).
+func StartMembership(cfg MemberConfig) (*Membership, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -147,24 +144,26 @@ func JoinCluster(ctx context.Context, cfg MemberConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	m.ml = ml
-	if mc.BindPort == 0 && mc.AdvertisePort == 0 {
-		// With port 0 memberlist binds an OS-chosen port; advertise that one.
-		ml.LocalNode().Port = uint16(ml.LocalNode().Port)
-	}
-	join := slices.DeleteFunc(slices.Clone(cfg.Join), func(a string) bool { return a == m.Addr() || a == "" })
+	return m, nil
+}
+
+// Join contacts the nodes at addrs (gossip host:port), retrying until one
+// answers or ctx ends, since they may not be up yet. Giving several addresses
+// makes the whole view converge in milliseconds instead of seconds.
+func (m *Membership) Join(ctx context.Context, addrs []string) error {
+	join := slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == m.Addr() || a == "" })
 	if len(join) == 0 {
-		return m, nil
+		return nil
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		n, err := ml.Join(join)
+		n, err := m.ml.Join(join)
 		if n > 0 {
-			return m, nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			ml.Shutdown()
-			return nil, fmt.Errorf("join cluster via %s: %w (last error: %v)", strings.Join(join, ","), ctx.Err(), err)
+			return fmt.Errorf("join the cluster via %s: %w (last error: %v)", strings.Join(join, ","), ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -308,5 +307,3 @@ func (a *alive) NotifyAlive(peer *memberlist.Node) error {
 	}
 	return nil
 }
-
-var _ io.Writer = (*strings.Builder)(nil)

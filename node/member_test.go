@@ -1,0 +1,77 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func startMember(t *testing.T, host string, slot int, digest string) *Membership {
+	t.Helper()
+	m, err := StartMembership(MemberConfig{
+		Bind: "127.0.0.1:0", Cluster: "test", Secret: []byte("s"), Base: DefaultLocalConfig(),
+		Meta:   Meta{Data: fmt.Sprintf("127.0.0.1:%d", 1000+slot), Host: host, Slot: slot, Digest: digest},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Leave(time.Second) })
+	return m
+}
+
+func TestMembershipConvergesInRingOrder(t *testing.T) {
+	ms := []*Membership{startMember(t, "b", 1, "d"), startMember(t, "a", 2, "d"), startMember(t, "b", 0, "d"), startMember(t, "a", 0, "d")}
+	addrs := make([]string, len(ms))
+	for i, m := range ms {
+		addrs[i] = m.Addr()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		if err := m.Join(ctx, addrs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		got, err := m.WaitFor(ctx, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, x := range got {
+			order = append(order, fmt.Sprintf("%s%d", x.Host, x.Slot))
+		}
+		if s := strings.Join(order, " "); s != "a0 a2 b0 b1" {
+			t.Fatalf("ring order %q, want sorted by (host, slot)", s)
+		}
+	}
+}
+
+func TestMembershipRefusesOtherConfig(t *testing.T) {
+	a, b := startMember(t, "h", 0, "digest-one"), startMember(t, "h", 1, "digest-two")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = b.Join(ctx, []string{a.Addr()})
+	for _, m := range []*Membership{a, b} {
+		_, err := m.WaitFor(ctx, 2)
+		if !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), "same train.yaml") {
+			t.Fatalf("got %v, want a configuration mismatch on both sides", err)
+		}
+	}
+}
+
+func TestWaitForTimeoutListsMembers(t *testing.T) {
+	a := startMember(t, "h", 0, "d")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := a.WaitFor(ctx, 3)
+	if err == nil || !strings.Contains(err.Error(), "only 1 joined") || !strings.Contains(err.Error(), "2 missing") || !strings.Contains(err.Error(), "host h slot 0") {
+		t.Fatalf("got %v", err)
+	}
+}
