@@ -83,6 +83,7 @@ type MemberConfig struct {
 // Membership is this node's view of the cluster.
 type Membership struct {
 	ml   *memberlist.Memberlist
+	del  *delegate
 	self Meta
 	log  *slog.Logger
 
@@ -134,7 +135,8 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		key := sha256.Sum256(append([]byte("dmlrun gossip key\x00"), cfg.Secret...))
 		mc.SecretKey = key[:]
 	}
-	mc.Delegate = &delegate{meta: meta}
+	m.del = &delegate{meta: meta}
+	mc.Delegate = m.del
 	mc.Events = &events{m: m}
 	mc.Alive = &alive{m: m}
 	mc.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
@@ -190,6 +192,24 @@ func splitHostPort(addr string, defPort int) (string, int, error) {
 func (m *Membership) Addr() string {
 	n := m.ml.LocalNode()
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// AdvertisedHost is the IP address memberlist advertises for this node (its
+// choice of a private address when bound to all interfaces).
+func (m *Membership) AdvertisedHost() string { return m.ml.LocalNode().Addr.String() }
+
+// SetDataAddr changes the data-plane address in this node's metadata and
+// gossips it.
+func (m *Membership) SetDataAddr(addr string) error {
+	m.self.Data = addr
+	b, err := msgpack.Marshal(m.self)
+	if err != nil {
+		return err
+	}
+	m.del.mu.Lock()
+	m.del.meta = b
+	m.del.mu.Unlock()
+	return m.ml.UpdateNode(time.Second)
 }
 
 // Name is this node's unique name.
@@ -270,9 +290,16 @@ func (m *Membership) notify() {
 	m.mu.Unlock()
 }
 
-type delegate struct{ meta []byte }
+type delegate struct {
+	mu   sync.Mutex
+	meta []byte
+}
 
-func (d *delegate) NodeMeta(limit int) []byte                  { return d.meta }
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta
+}
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }

@@ -11,10 +11,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 const usage = `usage:
+  dmlrun -np N [train.yaml]                train on N local processes (no train.yaml: the built-in default job)
+  dmlrun node [-join ADDR,...] train.yaml  run one worker (started by hand or by a scheduler)
   dmlrun bench allreduce [-np N] [flags]   allreduce bandwidth sweep (nccl-tests layout)
   dmlrun help                              this text
 
@@ -58,6 +61,11 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return nil
 	case "bench":
 		return benchCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "node":
+		return nodeCmd(ctx, args[1:], stdin, stdout, stderr)
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return launchCmd(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])

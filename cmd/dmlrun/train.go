@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/launch"
+	"github.com/dmlrun/dmlrun/node"
+	"github.com/dmlrun/dmlrun/transport"
+)
+
+// loadConfig reads train.yaml, or the built-in default job when path is "".
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Parse([]byte(config.Default))
+	}
+	return config.Load(path)
+}
+
+// launchFlags are the flags of `dmlrun -np N [train.yaml]`.
+type launchFlags struct {
+	np      int
+	verbose bool
+	config  string
+}
+
+func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
+	var f launchFlags
+	fs := flag.NewFlagSet("dmlrun", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.np, "np", 0, "number of local processes to start")
+	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		f.config = fs.Arg(0)
+	default:
+		return f, fmt.Errorf("one train.yaml expected, got %q", fs.Args())
+	}
+	if f.np < 1 || f.np > 256 {
+		return f, fmt.Errorf("-np %d: want 1 to 256 local processes", f.np)
+	}
+	return f, nil
+}
+
+// launchCmd runs `dmlrun -np N [train.yaml]`: N nodes on 127.0.0.1.
+func launchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseLaunch(args, stderr)
+	if err != nil {
+		return usageErr(err)
+	}
+	cfg, err := loadConfig(f.config) // fail here, once, rather than in every node
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := []string{self, "node", "-launched", "-local", "-bind", "127.0.0.1:0"}
+	if f.verbose {
+		argv = append(argv, "-v")
+	}
+	if f.config != "" {
+		abs, err := filepath.Abs(f.config)
+		if err != nil {
+			return err
+		}
+		argv = append(argv, abs)
+	} else {
+		fmt.Fprintf(stderr, "dmlrun: no train.yaml given: running the built-in default job %q\n", cfg.Name)
+	}
+	secret := string(transport.GenerateSecret())
+	specs := make([]launch.Spec, f.np)
+	hellos := make([]launch.NodeHello, f.np)
+	for i := range specs {
+		specs[i] = launch.Spec{Label: fmt.Sprint(i), Argv: argv}
+		hellos[i] = launch.NodeHello{Secret: secret, Host: "127.0.0.1", Slot: i, Nodes: f.np}
+	}
+	_, err = launch.RunJob(ctx, specs, hellos, stdout, stderr)
+	return err
+}
+
+// nodeFlags are the flags of `dmlrun node`.
+type nodeFlags struct {
+	join                  []string
+	bind, advertise, host string
+	slot, nodes           int
+	secretFile            string
+	launched, local       bool
+	verbose               bool
+	config                string
+}
+
+func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
+	var f nodeFlags
+	fs := flag.NewFlagSet("dmlrun node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	join := fs.String("join", "", "gossip addresses of running nodes, comma-separated (host:port)")
+	fs.StringVar(&f.bind, "bind", "0.0.0.0:7946", "gossip bind address; the data plane uses the same interface")
+	fs.StringVar(&f.advertise, "advertise", "", "address other nodes reach this one at (default: the bind address, or a private IP for 0.0.0.0)")
+	fs.StringVar(&f.host, "host", "", "host name in ring order (default: the advertised address)")
+	fs.IntVar(&f.slot, "slot", 0, "process slot on this host")
+	fs.IntVar(&f.nodes, "nodes", 0, "number of nodes to wait for (default: cluster.nodes)")
+	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (default: $"+transport.SecretEnv+")")
+	fs.BoolVar(&f.local, "local", false, "tune gossip for nodes on one host")
+	fs.BoolVar(&f.launched, "launched", false, "internal: started by a dmlrun launcher, which talks on stdin/stdout")
+	fs.BoolVar(&f.verbose, "v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if *join != "" {
+		f.join = strings.Split(*join, ",")
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		f.config = fs.Arg(0)
+	default:
+		return f, fmt.Errorf("one train.yaml expected, got %q", fs.Args())
+	}
+	if f.nodes < 0 || f.slot < 0 {
+		return f, errors.New("-nodes and -slot must not be negative")
+	}
+	return f, nil
+}
+
+// nodeCmd runs `dmlrun node`: one worker.
+func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	f, err := parseNode(args, stderr)
+	if err != nil {
+		return usageErr(err)
+	}
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	o := node.Options{Config: cfg, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
+		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log}
+	if !f.launched {
+		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
+			return err
+		}
+		_, err := node.Run(ctx, o)
+		return err
+	}
+
+	// Started by a launcher: identity and secret arrive on stdin, the gossip
+	// address goes back, the join list arrives; stdin closing means stop.
+	child := launch.NewChild(stdin, stdout)
+	var hello launch.NodeHello
+	if err := child.Recv(&hello); err != nil {
+		return fmt.Errorf("reading the launcher's hello: %w", err)
+	}
+	o.Secret, o.Host, o.Slot, o.Nodes = []byte(hello.Secret), hello.Host, hello.Slot, hello.Nodes
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	o.Rendezvous = func(addr string) ([]string, error) {
+		if err := child.Send(launch.NodeReport{Gossip: addr}); err != nil {
+			return nil, err
+		}
+		var jl launch.JoinList
+		if err := child.Recv(&jl); err != nil {
+			return nil, fmt.Errorf("reading the join list: %w", err)
+		}
+		go child.WatchEOF(cancel)
+		return jl.Join, nil
+	}
+	res, err := node.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	return child.Send(launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps})
+}

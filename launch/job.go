@@ -1,0 +1,130 @@
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// NodeHello is the first line a launched node reads: what the launcher
+// decided for it, and the cluster secret.
+type NodeHello struct {
+	Secret string `json:"secret"`
+	Host   string `json:"host"`
+	Slot   int    `json:"slot"`
+	Nodes  int    `json:"nodes"`
+}
+
+// NodeReport is a line a launched node writes: its gossip address once it
+// listens, then its final θ digest.
+type NodeReport struct {
+	Gossip string `json:"gossip,omitempty"`
+	Rank   int    `json:"rank"`
+	Theta  string `json:"theta_sha256,omitempty"`
+	Steps  int    `json:"steps,omitempty"`
+	Extra  any    `json:"extra,omitempty"`
+}
+
+// JoinList is the launcher's answer: every node's gossip address.
+type JoinList struct {
+	Join []string `json:"join"`
+}
+
+// JobResult is what the nodes reported.
+type JobResult struct {
+	Reports []NodeReport // one per node that finished, by launch order
+	Theta   string       // the θ digest all of them hold
+}
+
+// RunJob starts one node per spec, introduces them to each other, forwards
+// their logs to log, and waits for all of them. It fails if any node fails
+// (stopping the others) or if their final θ differ; on success it prints
+// "all N nodes hold identical θ (sha256 ...)" to out. Cancelling ctx (Ctrl-C)
+// forwards SIGINT to the nodes, then stops them.
+func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.Writer) (*JobResult, error) {
+	g, err := Start(ctx, specs, log)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Stop()
+	n := len(specs)
+	for i := range specs {
+		if err := g.Send(i, hellos[i]); err != nil {
+			return nil, err
+		}
+	}
+	gossip := make([]string, n)
+	reports := make([]*NodeReport, n)
+	var failures []error
+	exited, started := 0, 0
+	interrupted := false
+	done := ctx.Done()
+	for exited < n {
+		var ev Event
+		select {
+		case ev = <-g.events:
+		case <-done:
+			interrupted, done = true, nil
+			fmt.Fprintln(log, "dmlrun: interrupted: stopping every node")
+			g.Signal(syscall.SIGINT)
+			go func() { time.Sleep(5 * time.Second); g.Stop() }()
+			continue
+		}
+		if ev.Exited {
+			exited++
+			if ev.Err != nil && !interrupted {
+				failures = append(failures, ExitError("node "+g.Label(ev.Index), ev.Err))
+				if len(failures) == 1 {
+					go g.Stop() // one node failed: stop the rest rather than wait for their timeouts
+				}
+			}
+			continue
+		}
+		var r NodeReport
+		if json.Unmarshal(ev.Line, &r) != nil {
+			continue
+		}
+		if r.Gossip != "" && gossip[ev.Index] == "" {
+			gossip[ev.Index] = r.Gossip
+			if started++; started == n {
+				for i := range specs {
+					_ = g.Send(i, JoinList{Join: gossip})
+				}
+			}
+		}
+		if r.Theta != "" {
+			reports[ev.Index] = &r
+		}
+	}
+	if interrupted {
+		return nil, errors.New("interrupted")
+	}
+	if len(failures) > 0 {
+		return nil, errors.Join(failures...)
+	}
+	res := &JobResult{}
+	var digests []string
+	for i, r := range reports {
+		if r == nil {
+			return nil, fmt.Errorf("node %s exited without reporting its result", g.Label(i))
+		}
+		res.Reports = append(res.Reports, *r)
+		digests = append(digests, r.Theta)
+	}
+	if uniq := slices.Compact(slices.Sorted(slices.Values(digests))); len(uniq) != 1 {
+		var lines []string
+		for i, r := range reports {
+			lines = append(lines, fmt.Sprintf("node %s (rank %d): %s", g.Label(i), r.Rank, r.Theta))
+		}
+		return res, fmt.Errorf("the nodes hold different θ:\n  %s", strings.Join(lines, "\n  "))
+	}
+	res.Theta = digests[0]
+	fmt.Fprintf(out, "all %d nodes hold identical θ (sha256 %s)\n", n, res.Theta)
+	return res, nil
+}

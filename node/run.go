@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/ring"
+	"github.com/dmlrun/dmlrun/transport"
+)
+
+// Options configure one worker.
+type Options struct {
+	Config *config.Config
+	Secret []byte
+	// Nodes is how many nodes to wait for; 0 means Config.Cluster.Nodes.
+	Nodes int
+	// Host names this node's host as the hosts file does, and Slot its
+	// process slot there; the ring is sorted by (Host, Slot). Host defaults
+	// to the advertised address.
+	Host string
+	Slot int
+	// Bind is the gossip address (host:port, port 0 picks one); the data
+	// plane listens on the same host with an OS-chosen port. Advertise is the
+	// address peers should use, when it differs (NAT, 0.0.0.0 binds).
+	Bind, Advertise string
+	// Join lists gossip addresses of nodes to join.
+	Join []string
+	// Rendezvous, when set, is called with this node's gossip address once it
+	// listens, and returns the addresses to join (a launcher's exchange).
+	Rendezvous func(gossipAddr string) ([]string, error)
+	// Local selects DefaultLocalConfig (every node on this host) over
+	// DefaultLANConfig.
+	Local bool
+	// Cluster names the cluster (gossip label and handshake); "" = "dmlrun".
+	Cluster string
+	Logger  *slog.Logger
+}
+
+// Result is what one node reports when training ends.
+type Result struct {
+	Rank, Size  int
+	Steps       int
+	ThetaSHA256 string
+	Stats       *StepStats
+}
+
+// Run runs one worker: it joins the cluster, waits for the configured number
+// of nodes, forms the ring, trains, and leaves.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	nodes := o.Nodes
+	if nodes == 0 {
+		nodes = cfg.Cluster.Nodes
+	}
+	cluster := o.Cluster
+	if cluster == "" {
+		cluster = "dmlrun"
+	}
+	digest := cfg.Digest()
+	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log}
+
+	bindHost, _, err := splitHostPort(o.Bind, 7946)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := transport.Listen(net.JoinHostPort(bindHost, "0"), tcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	_, dataPort, _ := net.SplitHostPort(ln.Addr().String())
+
+	base := DefaultLANConfig()
+	if o.Local {
+		base = DefaultLocalConfig()
+	}
+	host := o.Host
+	mem, err := StartMembership(MemberConfig{Bind: o.Bind, Advertise: o.Advertise, Cluster: cluster, Secret: o.Secret, Base: base, Logger: log,
+		Meta: Meta{Host: host, Slot: o.Slot, Digest: digest, Start: time.Now().UnixNano()}})
+	if err != nil {
+		return nil, err
+	}
+	defer mem.Leave(time.Second)
+	advHost := mem.AdvertisedHost()
+	if host == "" {
+		mem.self.Host = advHost
+	}
+	if err := mem.SetDataAddr(net.JoinHostPort(advHost, dataPort)); err != nil {
+		return nil, err
+	}
+	log = log.With("node", mem.Name())
+
+	join := o.Join
+	if o.Rendezvous != nil {
+		if join, err = o.Rendezvous(mem.Addr()); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.Cluster.Timeout.Duration)
+	defer cancel()
+	if err := mem.Join(wctx, join); err != nil {
+		return nil, err
+	}
+	members, err := mem.WaitFor(wctx, nodes)
+	if err != nil {
+		return nil, err
+	}
+	members = members[:nodes]
+	rank := -1
+	addrs := make([]string, len(members))
+	for i, m := range members {
+		addrs[i] = m.Data
+		if m.Name == mem.Name() {
+			rank = i
+		}
+	}
+	if rank < 0 {
+		return nil, fmt.Errorf("this node is not among the first %d members of the ring (more nodes joined than cluster.nodes)", nodes)
+	}
+	comm, err := NewComm(wctx, ln, CommConfig{Transport: tcfg, Timeout: cfg.Cluster.StepTimeout.Duration}, rank, addrs)
+	if err != nil {
+		return nil, err
+	}
+	defer comm.Close()
+	if err := agreeOnView(wctx, comm, members); err != nil {
+		return nil, err
+	}
+	log = log.With("rank", rank)
+	log.Info("ring formed", "size", len(members), "ring", ringString(members))
+
+	t, err := newTrainer(ctx, comm, cfg, log, members)
+	if err != nil {
+		return nil, err
+	}
+	return t.run(ctx)
+}
+
+func ringString(ms []Member) string {
+	s := ""
+	for i, m := range ms {
+		if i > 0 {
+			s += " -> "
+		}
+		s += m.Host + "/" + strconv.Itoa(m.Slot)
+	}
+	return s
+}
+
+// agreeOnView checks through the ring itself that every member formed it
+// from the same membership view: an allreduce of min and max of a digest of
+// the member list.
+func agreeOnView(ctx context.Context, c *Comm, members []Member) error {
+	h := fnv.New64a()
+	for _, m := range members {
+		fmt.Fprintf(h, "%s|%s|", m.Name, m.Data)
+	}
+	d := float64(h.Sum64() >> 11)
+	v := []float64{d, -d}
+	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+		return fmt.Errorf("agreeing on the ring: %w", err)
+	}
+	if v[0] != -v[1] {
+		return errors.New("the nodes formed the ring from different membership views")
+	}
+	return nil
+}
+
+// digest53 turns bytes into a float64 that allreduce can compare exactly.
+func digest53(b []byte) float64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return float64(h.Sum64() >> 11)
+}
+
+var _ = math.Abs
+var _ = os.Getpid
