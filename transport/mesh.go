@@ -26,6 +26,10 @@ var ErrProtocol = errors.New("protocol violation")
 // context again (Abort wakes it at once: shut-down sockets poll ready).
 const pollInterval = 100 * time.Millisecond
 
+// smallFrame is the most that Exchange's spin retries without asking ppoll
+// first.
+const smallFrame = 4096
+
 // Mesh is one rank's set of connections to the ranks it exchanges data with,
 // in one ring epoch. Its Exchange method satisfies ring.Peer.
 type Mesh struct {
@@ -109,23 +113,23 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 		}
 		r.startRecv(recv)
 	}
+	// Try both directions at once; after that, only a direction that ppoll
+	// reports ready. Retrying a read that would block costs the socket lock
+	// that the arriving data needs; ppoll's check takes no lock.
+	sendReady, recvReady := true, true
 	spins := 0
 	for {
-		progress := false
-		if s != nil && s.wdone < s.wsize {
-			n, err := s.writeSome()
-			if err != nil && err != syscall.EAGAIN {
+		if s != nil && s.wdone < s.wsize && sendReady {
+			if _, err := s.writeSome(); err != nil && err != syscall.EAGAIN {
 				return m.fail("send to", s, err)
 			}
-			progress = n > 0
 		}
-		if r != nil && r.rdone < r.rsize {
+		if r != nil && r.rdone < r.rsize && recvReady {
 			n, err := r.readSome()
 			if err != nil && err != syscall.EAGAIN {
 				return m.fail("recv from", r, err)
 			}
 			if n > 0 {
-				progress = true
 				if err := m.check(r, seq, chunk); err != nil {
 					return m.fail("recv from", r, err)
 				}
@@ -136,58 +140,68 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 		if !sending && !receiving {
 			return nil
 		}
-		if progress {
-			spins = 0
-			continue
+		// Spin first (ppoll without timeout, then sched_yield so the other
+		// processes of an oversubscribed host run), then sleep in ppoll.
+		var wait time.Duration
+		if spins >= m.spin {
+			if err := ctx.Err(); err != nil {
+				c, dir := r, "recv from"
+				if !receiving {
+					c, dir = s, "send to"
+				}
+				return m.fail(dir, c, fmt.Errorf("waited until the deadline (step %d, chunk %d): %w", seq, chunk, err))
+			}
+			wait = pollInterval
+			if d, ok := ctx.Deadline(); ok {
+				wait = max(time.Microsecond, min(wait, time.Until(d)))
+			}
 		}
-		// Wait until a socket is ready. First spin: ppoll with no timeout
-		// (unlike a read attempt, it does not take the socket lock that the
-		// arriving packet needs), yielding the CPU between tries.
-		if spins < m.spin {
+		if wait == 0 && (!receiving || r.rsize-r.rdone <= smallFrame) && (!sending || s.wsize-s.wdone <= smallFrame) {
+			// A small frame is one packet: just try again, one syscall
+			// fewer than looking first.
+			sendReady, recvReady = sending, receiving
 			spins++
-			if m.poll(s, sending, r, receiving, 0) == 0 {
-				yield()
-			}
+			yield()
 			continue
 		}
-		spins = 0
-		if err := ctx.Err(); err != nil {
-			c, dir := r, "recv from"
-			if !receiving {
-				c, dir = s, "send to"
-			}
-			return m.fail(dir, c, fmt.Errorf("waited until the deadline (step %d, chunk %d): %w", seq, chunk, err))
-		}
-		wait := pollInterval
-		if d, ok := ctx.Deadline(); ok {
-			wait = max(0, min(wait, time.Until(d)))
-		}
-		m.poll(s, sending, r, receiving, wait)
-		if m.aborted.Load() {
+		sendReady, recvReady = m.poll(s, sending, r, receiving, wait)
+		switch {
+		case wait > 0 && m.aborted.Load():
 			return ErrAborted
+		case sendReady || recvReady:
+			spins = 0
+		case wait == 0:
+			spins++
+			yield()
+		default:
+			spins = 0
 		}
 	}
 }
 
-// poll waits in ppoll(2), for at most wait, until r is readable (if
-// receiving) or s writable (if sending), and reports how many are ready.
+// poll waits in ppoll(2), for at most wait (0: just look), until r is
+// readable (if receiving) or s writable (if sending), and reports which is.
 // Waiting on both at once matters: a rank whose receive is pending may also
 // hold a send that its peer has just made room for, and ranks that all slept
-// on their reads would stall the ring.
-func (m *Mesh) poll(s *Conn, sending bool, r *Conn, receiving bool, wait time.Duration) int {
-	k := 0
+// on their reads would stall the ring. Errors and hang-ups count as ready, so
+// that the next attempt reports them.
+func (m *Mesh) poll(s *Conn, sending bool, r *Conn, receiving bool, wait time.Duration) (sendReady, recvReady bool) {
+	k, si := 0, -1
 	if receiving {
-		m.pfd[k] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN}
-		k++
+		m.pfd[0] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN}
+		k = 1
 	}
 	if sending {
 		if k == 1 && s == r {
 			m.pfd[0].Events |= unix.POLLOUT
+			si = 0
 		} else {
 			m.pfd[k] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLOUT}
+			si = k
 			k++
 		}
 	}
+	m.pfd[0].Revents, m.pfd[1].Revents = 0, 0
 	m.ts = unix.NsecToTimespec(int64(wait))
 	call := syscall.Syscall6 // may block: let the scheduler run other goroutines
 	if wait == 0 {
@@ -196,10 +210,17 @@ func (m *Mesh) poll(s *Conn, sending bool, r *Conn, receiving bool, wait time.Du
 	// EINTR (the Go runtime's preemption signals) just ends the wait early.
 	n, _, e := call(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&m.pfd[0])), uintptr(k),
 		uintptr(unsafe.Pointer(&m.ts)), 0, 0, 0)
-	if e != 0 {
-		return 0
+	if e != 0 || n == 0 {
+		return false, false
 	}
-	return int(n)
+	const bad = unix.POLLERR | unix.POLLHUP | unix.POLLNVAL
+	if receiving {
+		recvReady = m.pfd[0].Revents&(unix.POLLIN|unix.POLLRDHUP|bad) != 0
+	}
+	if si >= 0 {
+		sendReady = m.pfd[si].Revents&(unix.POLLOUT|bad) != 0
+	}
+	return sendReady, recvReady
 }
 
 // check validates the incoming header once it is complete.
