@@ -36,7 +36,7 @@ type Config struct {
 
 // Data says where the rows come from.
 type Data struct {
-	Train     string     `yaml:"train" json:"train"`   // CSV or LIBSVM path; empty with synthetic
+	Train     string     `yaml:"train" json:"train"`   // CSV or LIBSVM path, relative to train.yaml; empty with synthetic
 	Test      string     `yaml:"test" json:"test"`     // optional held-out set, same format
 	Format    string     `yaml:"format" json:"format"` // csv, libsvm or synthetic
 	Label     string     `yaml:"label" json:"label"`   // CSV label column; default the last
@@ -131,6 +131,13 @@ func Load(path string) (*Config, error) {
 	cfg, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Data paths are relative to the file that names them.
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&cfg.Data.Train, &cfg.Data.Test} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 	return cfg, nil
 }

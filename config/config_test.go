@@ -71,3 +71,13 @@ func TestDigest(t *testing.T) {
 		t.Fatal("the learning rate did not change the digest")
 	}
 }
+
+func TestLoadResolvesDataPaths(t *testing.T) {
+	c, err := Load("../examples/houses.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Data.Train != "../examples/data/houses.csv" || c.Data.Test != "../examples/data/houses_test.csv" {
+		t.Fatalf("paths %q %q", c.Data.Train, c.Data.Test)
+	}
+}
