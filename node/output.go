@@ -1,9 +1,14 @@
 package node
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/dmlrun/dmlrun/train"
 )
 
 // writeFileAtomic writes data to path through a temporary file in the same
@@ -38,5 +43,23 @@ func writeFileAtomic(path string, data []byte) error {
 		_ = d.Sync()
 		d.Close()
 	}
+	return nil
+}
+
+// saveModel writes model.json (rank 0 only) atomically.
+func (t *trainer) saveModel() error {
+	sum := sha256.Sum256(floatBytes(t.theta))
+	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.train.FeatureNames,
+		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
+		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:])}
+	b, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(t.cfg.Output.Dir, "model.json")
+	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("saving the model: %w", err)
+	}
+	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"))
 	return nil
 }

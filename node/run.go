@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"math"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -184,6 +182,3 @@ func digest53(b []byte) float64 {
 	h.Write(b)
 	return float64(h.Sum64() >> 11)
 }
-
-var _ = math.Abs
-var _ = os.Getpid

@@ -2,17 +2,208 @@ package node
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"time"
+	"unsafe"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/ring"
+	"github.com/dmlrun/dmlrun/train"
 )
 
-// trainer runs the step loop of one node. (Being written: see issue 3.)
-type trainer struct{}
+// digestEvery is how often (in steps) the nodes compare a digest of θ.
+const digestEvery = 50
 
-func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logger, members []Member) (*trainer, error) {
-	return nil, errors.New("training is not available in this build yet")
+// trainer runs the step loop of one node, following the global-batch
+// semantics of DESIGN.md: step k of epoch e uses rows P_e[kB:(k+1)B] of a
+// permutation drawn from (seed, e); each node sums the gradients of the batch
+// rows it owns; one allreduce of [Σ gradients, Σ loss, count] gives every node
+// the gradient of the whole batch. θ changes only after a complete allreduce.
+type trainer struct {
+	comm    *Comm
+	cfg     *config.Config
+	log     *slog.Logger
+	members []Member
+
+	data  *nodeData
+	model train.Model
+	opt   train.Optimizer
+	theta []float64
+	v     []float64 // [Σ grad (P), Σ loss, count]
+	eval  []float64 // evaluation sums
+
+	sched                  *train.Schedule
+	steps, perEpoch, batch int
+	owned                  []int // this node's rows of the current batch (local indices)
+	metrics                *metricsWriter
+	stats                  *StepStats
 }
 
-func (t *trainer) run(ctx context.Context) (*Result, error) { return nil, errors.New("unreachable") }
+func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logger, members []Member) (*trainer, error) {
+	sctx, cancel := context.WithTimeout(ctx, cfg.Cluster.Timeout.Duration)
+	defer cancel()
+	d, err := loadData(sctx, c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	spec := train.ModelSpec{Kind: cfg.Model.Kind, Hidden: cfg.Model.Hidden, Activation: cfg.Model.Activation, L2: cfg.Model.L2, Seed: cfg.Seed}
+	if spec.Kind == train.KindMLP {
+		spec.Output = d.task
+	}
+	m, err := train.NewModel(spec, d.features, d.classes)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	o := cfg.Optimizer
+	opt, err := train.NewOptimizer(train.OptimizerSpec{Kind: o.Kind, LR: o.LR, Momentum: o.Momentum, Beta1: o.Beta1, Beta2: o.Beta2, Epsilon: o.Epsilon}.WithDefaults(), m.NumParams())
+	if err != nil {
+		return nil, fmt.Errorf("optimizer: %w", err)
+	}
+	t := &trainer{comm: c, cfg: cfg, log: log, members: members, data: d, model: m, opt: opt,
+		theta: make([]float64, m.NumParams()), v: make([]float64, m.NumParams()+2)}
+	m.Init(t.theta)
+	t.batch = cfg.Training.BatchSize
+	if t.batch <= 0 || t.batch > d.rows {
+		t.batch = d.rows // full batch: plain gradient descent
+	}
+	t.sched = train.NewSchedule(cfg.Seed, d.rows, cfg.Training.BatchSize)
+	t.perEpoch = t.sched.StepsPerEpoch()
+	t.steps = cfg.Training.Steps
+	if t.steps == 0 {
+		t.steps = cfg.Training.Epochs * t.perEpoch
+	}
+	t.owned = make([]int, 0, min(t.batch, d.train.Len()))
+	t.eval = make([]float64, train.EvalLen(m))
+	t.stats = newStepStats(t.steps)
+	if c.Rank() == 0 {
+		if t.metrics, err = newMetricsWriter(cfg.Output.Dir); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *trainer) run(ctx context.Context) (*Result, error) {
+	P := t.model.NumParams()
+	sc := &stepContext{Context: ctx}
+	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
+	start := time.Now()
+	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "params", P,
+		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
+	var loss float64
+	for step := 0; step < t.steps; step++ {
+		t0 := time.Now()
+		_, _, batch := t.sched.Batch(step)
+		var err error
+		if t.owned, err = t.data.part.LocalRows(t.data.train, batch, t.owned); err != nil {
+			return nil, err
+		}
+		clear(t.v)
+		t.v[P] = t.model.LossGrad(t.theta, t.data.train, t.owned, t.v[:P])
+		t.v[P+1] = float64(len(t.owned))
+		t1 := time.Now()
+		if err := t.comm.AllReduce(sc.reset(stepTimeout), t.v, ring.Sum); err != nil {
+			return nil, fmt.Errorf("step %d: %w", step, err)
+		}
+		t2 := time.Now()
+		t.stats.add(t1.Sub(t0), t2.Sub(t1))
+		count := t.v[P+1]
+		if count == 0 {
+			return nil, fmt.Errorf("step %d: the batch is empty", step)
+		}
+		g := t.v[:P]
+		for i := range g {
+			g[i] /= count
+		}
+		loss = t.v[P]/count + t.model.Regularize(t.theta, g)
+		t.opt.Step(t.theta, g)
+		t.stats.Samples += int64(count)
+
+		done := step + 1
+		if done%digestEvery == 0 || done == t.steps {
+			if err := t.checkSameTheta(sc.reset(stepTimeout), done); err != nil {
+				return nil, err
+			}
+		}
+		if ev := t.cfg.Training.EvalEvery; (ev > 0 && done%ev == 0) || done == t.steps {
+			if err := t.evaluate(sc.reset(stepTimeout), done, loss, time.Since(start)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	t.stats.Wall = time.Since(start)
+	sum := sha256.Sum256(floatBytes(t.theta))
+	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats}
+	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
+	if t.metrics != nil {
+		if err := t.metrics.Close(); err != nil {
+			return nil, err
+		}
+		if err := t.saveModel(); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// evaluate computes the held-out (or, without one, training) metrics summed
+// over all nodes, logs them, and has rank 0 append them to metrics.csv.
+func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, elapsed time.Duration) error {
+	set := t.data.test
+	if set == nil {
+		set = t.data.train
+	}
+	clear(t.eval)
+	train.Evaluate(t.model, t.theta, set, t.eval)
+	if err := t.comm.AllReduce(ctx, t.eval, ring.Sum); err != nil {
+		return fmt.Errorf("evaluation after step %d: %w", step, err)
+	}
+	m := train.Finish(t.model, t.eval)
+	if m.N == 0 {
+		return nil
+	}
+	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
+	if t.comm.Rank() == 0 {
+		level = slog.LevelInfo
+	}
+	if t.model.Task() == train.TaskRegression {
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2)
+	} else {
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy)
+	}
+	if t.metrics != nil {
+		return t.metrics.write(step, (step-1)/t.perEpoch, trainLoss, m, t.model.Task() == train.TaskRegression, t.comm.Size(), elapsed)
+	}
+	return nil
+}
+
+// checkSameTheta compares a digest of θ across nodes (an allgather of one
+// number per rank) and names the nodes that differ from rank 0.
+func (t *trainer) checkSameTheta(ctx context.Context, step int) error {
+	n := t.comm.Size()
+	d := make([]float64, n) // once every digestEvery steps: not the hot path
+	d[t.comm.Rank()] = digest53(floatBytes(t.theta))
+	if err := t.comm.AllGather(ctx, d); err != nil {
+		return fmt.Errorf("θ check after step %d: %w", step, err)
+	}
+	var bad []string
+	for r, x := range d {
+		if x != d[0] {
+			bad = append(bad, t.members[r].String())
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("after step %d θ differs from rank 0's (%s) on: %v", step, t.members[0], bad)
+	}
+	return nil
+}
+
+func floatBytes(v []float64) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*8)
+}
