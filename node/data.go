@@ -21,7 +21,9 @@ type synthetic struct{ spec train.SyntheticSpec }
 
 func (s synthetic) NumRows() int { return s.spec.NumRows() }
 
-func (s synthetic) Read(keep func(int) bool) (*train.Table, error) { return train.Synthetic(s.spec, keep) }
+func (s synthetic) Read(keep func(int) bool) (*train.Table, error) {
+	return train.Synthetic(s.spec, keep)
+}
 
 // nodeData is this node's share of the data.
 type nodeData struct {
