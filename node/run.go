@@ -100,6 +100,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	log = log.With("node", mem.Name())
+	log.Info("listening", "gossip", mem.Addr(), "data", net.JoinHostPort(advHost, dataPort))
 
 	join := o.Join
 	if o.Rendezvous != nil {
