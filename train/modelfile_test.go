@@ -1,0 +1,38 @@
+package train
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestModelFileRoundTrip(t *testing.T) {
+	m, tab := newTestModel(t, 5) // mlp multiclass
+	f := ModelFile{Shape: m.Shape(), Theta: randTheta(m, 1), Mean: []float64{1, 2, 3, 4}, Std: []float64{2, 0, 1, 1}}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, "model.json", string(b))
+	g, m2, err := ReadModelFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := slices.Clone(tab.Row(0))
+	g.Standardize(x)
+	if want := []float64{(tab.Row(0)[0] - 1) / 2, tab.Row(0)[1] - 2, tab.Row(0)[2] - 3, tab.Row(0)[3] - 4}; !slices.Equal(x, want) {
+		t.Errorf("Standardize: %v, want %v", x, want)
+	}
+	a, c := make([]float64, m.Outputs()), make([]float64, m2.Outputs())
+	m.Predict(f.Theta, x, a)
+	m2.Predict(g.Theta, x, c)
+	if !slices.Equal(a, c) {
+		t.Errorf("predictions %v after a round trip, want %v", c, a)
+	}
+	f.Std = f.Std[:2]
+	b, _ = json.Marshal(f)
+	if _, _, err := ReadModelFile(writeFile(t, "bad.json", string(b))); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Errorf("ReadModelFile with 2 stds: %v", err)
+	}
+}
