@@ -122,7 +122,14 @@ func (n *network) LossGrad(theta []float64, t *Table, rows []int, grad []float64
 	n.check("LossGrad", theta, grad, t)
 	last := len(n.sizes) - 1
 	var lossSum float64
-	for _, r := range rows {
+	const ahead = 2 // rows prefetched ahead: batch rows are scattered over the table
+	for i := 0; i < min(ahead, len(rows)); i++ {
+		prefetchRow(t, rows[i])
+	}
+	for i, r := range rows {
+		if i+ahead < len(rows) {
+			prefetchRow(t, rows[i+ahead])
+		}
 		x := t.Row(r)
 		z := n.forward(theta, x)
 		lossSum += n.head.lossGrad(z, t.Y[r], n.delta[last])
@@ -158,6 +165,13 @@ func (n *network) LossGrad(theta []float64, t *Table, rows []int, grad []float64
 		}
 	}
 	return lossSum
+}
+
+// prefetchRow starts loading local row i of t into cache.
+func prefetchRow(t *Table, i int) {
+	if t.Features > 0 {
+		prefetch(&t.X[i*t.Features], t.Features)
+	}
 }
 
 func (n *network) Regularize(theta, grad []float64) float64 {

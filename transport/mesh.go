@@ -149,7 +149,11 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 				if !receiving {
 					c, dir = s, "send to"
 				}
-				return m.fail(dir, c, fmt.Errorf("waited until the deadline (step %d, chunk %d): %w", seq, chunk, err))
+				why := "stopped waiting"
+				if err == context.DeadlineExceeded {
+					why = "waited until the deadline"
+				}
+				return m.fail(dir, c, fmt.Errorf("%s (step %d, chunk %d): %w", why, seq, chunk, err))
 			}
 			wait = pollInterval
 			if d, ok := ctx.Deadline(); ok {

@@ -18,7 +18,10 @@ import (
 const usage = `usage:
   dmlrun -np N [train.yaml]                train on N local processes (no train.yaml: the built-in default job)
   dmlrun node [-join ADDR,...] train.yaml  run one worker (started by hand or by a scheduler)
+  dmlrun predict -model M.json data.csv    predictions of a trained model, one line per row
   dmlrun bench allreduce [-np N] [flags]   allreduce bandwidth sweep (nccl-tests layout)
+  dmlrun bench train -np N [train.yaml]    training throughput and step-time split
+  dmlrun bench compare [-np 2,4]           allreduce against Open MPI and gloo, where installed
   dmlrun help                              this text
 
 Run 'dmlrun bench allreduce -h' for the flags of a command.
@@ -63,6 +66,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return benchCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "node":
 		return nodeCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "predict":
+		return predictCmd(ctx, args[1:], stdout, stderr)
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return launchCmd(ctx, args, stdout, stderr)

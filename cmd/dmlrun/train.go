@@ -60,22 +60,29 @@ func launchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageErr(err)
 	}
+	_, _, err = runLocal(ctx, f, nil, stdout, stderr)
+	return err
+}
+
+// runLocal starts f.np nodes on 127.0.0.1 (with extra flags for each) and
+// waits for them.
+func runLocal(ctx context.Context, f launchFlags, extra []string, stdout, stderr io.Writer) (*launch.JobResult, *config.Config, error) {
 	cfg, err := loadConfig(f.config) // fail here, once, rather than in every node
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	argv := []string{self, "node", "-launched", "-local", "-bind", "127.0.0.1:0"}
+	argv := append([]string{self, "node", "-launched", "-local", "-bind", "127.0.0.1:0"}, extra...)
 	if f.verbose {
 		argv = append(argv, "-v")
 	}
 	if f.config != "" {
 		abs, err := filepath.Abs(f.config)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		argv = append(argv, abs)
 	} else {
@@ -88,8 +95,8 @@ func launchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		specs[i] = launch.Spec{Label: fmt.Sprint(i), Argv: argv}
 		hellos[i] = launch.NodeHello{Secret: secret, Host: "127.0.0.1", Slot: i, Nodes: f.np}
 	}
-	_, err = launch.RunJob(ctx, specs, hellos, stdout, stderr)
-	return err
+	res, err := launch.RunJob(ctx, specs, hellos, stdout, stderr)
+	return res, cfg, err
 }
 
 // nodeFlags are the flags of `dmlrun node`.
@@ -99,7 +106,7 @@ type nodeFlags struct {
 	slot, nodes           int
 	secretFile            string
 	launched, local       bool
-	verbose               bool
+	verbose, stats        bool
 	config                string
 }
 
@@ -117,6 +124,7 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.local, "local", false, "tune gossip for nodes on one host")
 	fs.BoolVar(&f.launched, "launched", false, "internal: started by a dmlrun launcher, which talks on stdin/stdout")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
+	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -186,5 +194,9 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	return child.Send(launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps})
+	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps}
+	if f.stats {
+		rep.Extra = res.Stats.Summarize()
+	}
+	return child.Send(rep)
 }
