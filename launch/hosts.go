@@ -136,7 +136,7 @@ func parseHostField(f string) (Host, error) {
 		}
 		rest = strings.TrimPrefix(rest, ":")
 		if rest == "" && strings.HasSuffix(f, ":") {
-			return h, fmt.Errorf("%q: missing slot count after :", f)
+			return h, fmt.Errorf("%q: no slot count after the colon", f)
 		}
 	} else {
 		if strings.Count(f, ":") > 1 {
@@ -145,7 +145,7 @@ func parseHostField(f string) (Host, error) {
 		var hasColon bool
 		h.Name, rest, hasColon = strings.Cut(f, ":")
 		if hasColon && rest == "" {
-			return h, fmt.Errorf("%q: missing slot count after :", f)
+			return h, fmt.Errorf("%q: no slot count after the colon", f)
 		}
 		if err := checkHostName(h.Name); err != nil {
 			return h, fmt.Errorf("%q: %w", f, err)

@@ -27,7 +27,7 @@ func TestParseHosts(t *testing.T) {
 		{"unclosed bracket", "[fe80::1:2\n", nil, "missing ]"},
 		{"not ipv6 in brackets", "[node1]:2\n", nil, "is not an IPv6 address"},
 		{"junk after bracket", "[::1]x\n", nil, "unexpected"},
-		{"missing count", "node1:\n", nil, "missing slot count"},
+		{"missing count", "node1:\n", nil, "no slot count"},
 		{"bad character", "no!de\n", nil, "has the character"},
 		{"duplicate", "a:1\nb\na:2\n", nil, "hosts.txt:3: host a is already listed on line 1"},
 		{"empty", "# nothing\n\n", nil, "hosts.txt: no hosts listed"},
