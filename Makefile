@@ -33,9 +33,10 @@ bench: build
 bench-compare: build
 	$(BIN) bench compare -np 2,4
 
-# The main job on the built-in default, 4 local processes.
+# The main job on its built-in default: logistic regression on a synthetic
+# data set, 4 local processes.
 demo: build
-	$(BIN) bench allreduce -np $(NP) -max-bytes 16M
+	$(BIN) -np $(NP)
 
 clean:
 	rm -f $(BIN)
