@@ -86,6 +86,39 @@ func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logg
 	return t, nil
 }
 
+// step runs one training step and returns the batch loss. It allocates
+// nothing.
+func (t *trainer) step(sc *stepContext, step int) (float64, error) {
+	P := t.model.NumParams()
+	t0 := time.Now()
+	_, _, batch := t.sched.Batch(step)
+	var err error
+	if t.owned, err = t.data.part.LocalRows(t.data.train, batch, t.owned); err != nil {
+		return 0, err
+	}
+	clear(t.v)
+	t.v[P] = t.model.LossGrad(t.theta, t.data.train, t.owned, t.v[:P])
+	t.v[P+1] = float64(len(t.owned))
+	t1 := time.Now()
+	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), t.v, ring.Sum); err != nil {
+		return 0, fmt.Errorf("step %d: %w", step, err)
+	}
+	t2 := time.Now()
+	t.stats.add(t1.Sub(t0), t2.Sub(t1))
+	count := t.v[P+1]
+	if count == 0 {
+		return 0, fmt.Errorf("step %d: the batch is empty", step)
+	}
+	g := t.v[:P]
+	for i := range g {
+		g[i] /= count
+	}
+	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
+	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
+	t.stats.Samples += int64(count)
+	return loss, nil
+}
+
 func (t *trainer) run(ctx context.Context) (*Result, error) {
 	P := t.model.NumParams()
 	sc := &stepContext{Context: ctx}
@@ -95,33 +128,10 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
 	var loss float64
 	for step := 0; step < t.steps; step++ {
-		t0 := time.Now()
-		_, _, batch := t.sched.Batch(step)
 		var err error
-		if t.owned, err = t.data.part.LocalRows(t.data.train, batch, t.owned); err != nil {
+		if loss, err = t.step(sc, step); err != nil {
 			return nil, err
 		}
-		clear(t.v)
-		t.v[P] = t.model.LossGrad(t.theta, t.data.train, t.owned, t.v[:P])
-		t.v[P+1] = float64(len(t.owned))
-		t1 := time.Now()
-		if err := t.comm.AllReduce(sc.reset(stepTimeout), t.v, ring.Sum); err != nil {
-			return nil, fmt.Errorf("step %d: %w", step, err)
-		}
-		t2 := time.Now()
-		t.stats.add(t1.Sub(t0), t2.Sub(t1))
-		count := t.v[P+1]
-		if count == 0 {
-			return nil, fmt.Errorf("step %d: the batch is empty", step)
-		}
-		g := t.v[:P]
-		for i := range g {
-			g[i] /= count
-		}
-		loss = t.v[P]/count + t.model.Regularize(t.theta, g)
-		t.opt.Step(t.theta, g)
-		t.stats.Samples += int64(count)
-
 		done := step + 1
 		if done%digestEvery == 0 || done == t.steps {
 			if err := t.checkSameTheta(sc.reset(stepTimeout), done); err != nil {

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/dmlrun/dmlrun/config"
+)
+
+func testTrainers(t *testing.T, n int, yaml string) []*trainer {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Output.Dir = t.TempDir()
+	comms := startComms(t, n, testConfig())
+	members := make([]Member, n)
+	for r := range members {
+		members[r] = Member{Name: fmt.Sprint("m", r), Meta: Meta{Host: "h", Slot: r}}
+	}
+	trs := make([]*trainer, n)
+	errs := parallel(comms, func(c *Comm) error {
+		var err error
+		trs[c.Rank()], err = newTrainer(context.Background(), c, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), members)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, tr := range trs {
+			if tr.metrics != nil {
+				tr.metrics.Close()
+			}
+		}
+	})
+	return trs
+}
+
+// TestStepLoopDoesNotAllocate runs steps of logistic regression and of an
+// mlp on two ranks over TCP and counts heap allocations.
+func TestStepLoopDoesNotAllocate(t *testing.T) {
+	for _, model := range []string{"{kind: logistic, l2: 0.01}", "{kind: mlp, hidden: [16, 8]}"} {
+		trs := testTrainers(t, 2, `
+data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 5000, features: 20, noise: 0.5}}
+model: `+model+`
+optimizer: {kind: adam, lr: 0.01}
+training: {batch_size: 64, steps: 1000}
+`)
+		const warm, steps = 20, 200
+		start, done := make(chan int), make(chan error)
+		var wg sync.WaitGroup
+		for _, tr := range trs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sc := &stepContext{Context: context.Background()}
+				for from := range start {
+					var err error
+					for s := from; s < from+steps && err == nil; s++ {
+						_, err = tr.step(sc, s)
+					}
+					done <- err
+				}
+			}()
+		}
+		run := func(from int) {
+			for range trs {
+				start <- from
+			}
+			for range trs {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run(0) // warm up: first epoch permutations, buffers, connections
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		run(warm + steps)
+		runtime.ReadMemStats(&after)
+		close(start)
+		wg.Wait()
+		if n := after.Mallocs - before.Mallocs; n > 10 { // a few from the runtime itself
+			t.Errorf("%s: %d allocations in %d steps on 2 ranks", model, n, steps)
+		}
+	}
+}
