@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,4 +292,43 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestInterruptStopsEveryNode: SIGINT to `dmlrun -np 3` mid-run is forwarded;
+// the launcher exits non-zero within seconds and no node is left running.
+func TestInterruptStopsEveryNode(t *testing.T) {
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, "model: {kind: logistic}\ndata: {format: synthetic, synthetic: {task: binary, samples: 5000, features: 10}}\ntraining: {batch_size: 32, steps: 100000000}\n")
+	cmd := exec.Command(dmlrunBin, "-np", "3", cfg)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitForLog(t, &stderr, "steps=", 30*time.Second) // the "training" line: the step loop runs
+	nodes := children(cmd.Process.Pid)
+	if len(nodes) != 3 {
+		t.Fatalf("%d nodes, want 3", len(nodes))
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("exit 0 after an interrupt")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("launcher still running 15 s after SIGINT:\n%s", stderr.String())
+	}
+	t.Logf("stopped in %v", time.Since(start))
+	for _, pid := range nodes {
+		if syscall.Kill(pid, 0) == nil && !isZombie(pid) {
+			t.Errorf("node %d still running", pid)
+		}
+	}
 }
