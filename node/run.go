@@ -129,6 +129,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if rank < 0 {
 		return nil, fmt.Errorf("this node is not among the first %d members of the ring (more nodes joined than cluster.nodes)", nodes)
 	}
+	if err := checkReachable(members[rank], members); err != nil {
+		return nil, err
+	}
 	comm, err := NewComm(wctx, ln, CommConfig{Transport: tcfg, Timeout: cfg.Cluster.StepTimeout.Duration}, rank, addrs)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ func benchTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return usageErr(err)
 	}
-	res, cfg, err := runLocal(ctx, f, []string{"-stats"}, stdout, stderr)
+	res, cfg, err := runJob(ctx, f, []string{"-stats"}, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,15 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-// launchFlags are the flags of `dmlrun -np N [train.yaml]`.
+// launchFlags are the flags of `dmlrun -np N | -hosts FILE | -H LIST [train.yaml]`.
 type launchFlags struct {
-	np      int
-	verbose bool
-	config  string
+	np                  int
+	hostsFile, hostList string
+	ssh, remoteBin      string
+	port                int
+	iface               string
+	verbose             bool
+	config              string
 }
 
 func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
@@ -37,6 +41,12 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs := flag.NewFlagSet("dmlrun", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&f.np, "np", 0, "number of local processes to start")
+	fs.StringVar(&f.hostsFile, "hosts", "", "hosts file: start the nodes on every listed host (see hosts.example)")
+	fs.StringVar(&f.hostList, "H", "", "hosts inline: h1:2,h2:2")
+	fs.StringVar(&f.ssh, "ssh", "ssh", "ssh client command for remote hosts, e.g. \"ssh -p 2222 -i key\"")
+	fs.StringVar(&f.remoteBin, "remote-bin", "", "dmlrun binary on the remote hosts (default: this binary's path)")
+	fs.IntVar(&f.port, "port", 7946, "gossip port of slot 0 on each host (slot i uses port+i; 0 = OS-chosen)")
+	fs.StringVar(&f.iface, "iface", "", "network interface the nodes bind to (default: the address in the hosts file, or all)")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -48,26 +58,56 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	default:
 		return f, fmt.Errorf("one train.yaml expected, got %q", fs.Args())
 	}
-	if f.np < 1 || f.np > 256 {
+	given := 0
+	for _, set := range []bool{f.np != 0, f.hostsFile != "", f.hostList != ""} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return f, errors.New("give exactly one of -np N, -hosts FILE or -H LIST")
+	}
+	if f.np < 0 || f.np > 256 {
 		return f, fmt.Errorf("-np %d: want 1 to 256 local processes", f.np)
+	}
+	if f.port < 0 || f.port > 65535 {
+		return f, fmt.Errorf("-port %d: want 0 to 65535", f.port)
+	}
+	if len(strings.Fields(f.ssh)) == 0 {
+		return f, errors.New("-ssh is empty")
 	}
 	return f, nil
 }
 
-// launchCmd runs `dmlrun -np N [train.yaml]`: N nodes on 127.0.0.1.
+// hosts returns where the nodes run.
+func (f launchFlags) hosts() ([]launch.Host, error) {
+	switch {
+	case f.hostsFile != "":
+		return launch.ParseHostfile(f.hostsFile)
+	case f.hostList != "":
+		return launch.ParseHostList(f.hostList)
+	}
+	return []launch.Host{{Name: "127.0.0.1", Slots: f.np}}, nil
+}
+
+// launchCmd runs `dmlrun -np N | -hosts FILE | -H LIST [train.yaml]`.
 func launchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseLaunch(args, stderr)
 	if err != nil {
 		return usageErr(err)
 	}
-	_, _, err = runLocal(ctx, f, nil, stdout, stderr)
+	_, _, err = runJob(ctx, f, nil, stdout, stderr)
 	return err
 }
 
-// runLocal starts f.np nodes on 127.0.0.1 (with extra flags for each) and
-// waits for them.
-func runLocal(ctx context.Context, f launchFlags, extra []string, stdout, stderr io.Writer) (*launch.JobResult, *config.Config, error) {
+// runJob starts one node per slot (locally, or over ssh), with extra flags
+// for each, and waits for them.
+func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr io.Writer) (*launch.JobResult, *config.Config, error) {
 	cfg, err := loadConfig(f.config) // fail here, once, rather than in every node
+	if err != nil {
+		return nil, nil, err
+	}
+	hosts, err := f.hosts()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,25 +115,46 @@ func runLocal(ctx context.Context, f launchFlags, extra []string, stdout, stderr
 	if err != nil {
 		return nil, nil, err
 	}
-	argv := append([]string{self, "node", "-launched", "-local", "-bind", "127.0.0.1:0"}, extra...)
-	if f.verbose {
-		argv = append(argv, "-v")
-	}
+	var cfgArg []string
 	if f.config != "" {
-		abs, err := filepath.Abs(f.config)
+		abs, err := filepath.Abs(f.config) // the same path must be readable on every host
 		if err != nil {
 			return nil, nil, err
 		}
-		argv = append(argv, abs)
+		cfgArg = []string{abs}
 	} else {
 		fmt.Fprintf(stderr, "dmlrun: no train.yaml given: running the built-in default job %q\n", cfg.Name)
 	}
+	port, allLocal := f.port, true
+	for _, h := range hosts {
+		allLocal = allLocal && h.IsLocal()
+	}
+	if f.np > 0 {
+		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
+	}
+	remote := launch.Remote{SSH: strings.Fields(f.ssh), Bin: f.remoteBin, Self: self}
 	secret := string(transport.GenerateSecret())
-	specs := make([]launch.Spec, f.np)
-	hellos := make([]launch.NodeHello, f.np)
-	for i := range specs {
-		specs[i] = launch.Spec{Label: fmt.Sprint(i), Argv: argv}
-		hellos[i] = launch.NodeHello{Secret: secret, Host: "127.0.0.1", Slot: i, Nodes: f.np}
+	slots := launch.Slots(hosts)
+	specs := make([]launch.Spec, len(slots))
+	hellos := make([]launch.NodeHello, len(slots))
+	for i, s := range slots {
+		args := []string{"node", "-launched", "-bind", s.BindAddr(port), "-host", s.Host.Name, "-slot", fmt.Sprint(s.Slot)}
+		if allLocal {
+			args = append(args, "-local")
+		}
+		if f.iface != "" {
+			args = append(args, "-iface", f.iface)
+		}
+		if f.verbose {
+			args = append(args, "-v")
+		}
+		args = append(append(args, extra...), cfgArg...)
+		label := s.Label()
+		if f.np > 0 {
+			label = fmt.Sprint(s.Rank)
+		}
+		specs[i] = launch.Spec{Label: label, Argv: remote.Command(s.Host, args)}
+		hellos[i] = launch.NodeHello{Secret: secret, Host: s.Host.Name, Slot: s.Slot, Nodes: len(slots)}
 	}
 	res, err := launch.RunJob(ctx, specs, hellos, stdout, stderr)
 	return res, cfg, err
@@ -103,6 +164,7 @@ func runLocal(ctx context.Context, f launchFlags, extra []string, stdout, stderr
 type nodeFlags struct {
 	join                  []string
 	bind, advertise, host string
+	iface                 string
 	slot, nodes           int
 	secretFile            string
 	launched, local       bool
@@ -122,6 +184,7 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.IntVar(&f.nodes, "nodes", 0, "number of nodes to wait for (default: cluster.nodes)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (default: $"+transport.SecretEnv+")")
 	fs.BoolVar(&f.local, "local", false, "tune gossip for nodes on one host")
+	fs.StringVar(&f.iface, "iface", "", "bind to this network interface's address (keeps -bind's port)")
 	fs.BoolVar(&f.launched, "launched", false, "internal: started by a dmlrun launcher, which talks on stdin/stdout")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
@@ -158,6 +221,11 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
+	}
+	if f.iface != "" {
+		if f.bind, err = node.InterfaceAddr(f.iface, f.bind); err != nil {
+			return err
+		}
 	}
 	o := node.Options{Config: cfg, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
 		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log}
