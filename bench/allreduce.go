@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"time"
 
 	"github.com/dmlrun/dmlrun/launch"
@@ -16,20 +17,24 @@ import (
 
 // AllReduceOptions configure an allreduce sweep.
 type AllReduceOptions struct {
-	NP         int           `json:"np"`
-	MinBytes   ByteSize      `json:"min_bytes"`
-	MaxBytes   ByteSize      `json:"max_bytes"`
-	Factor     int           `json:"factor"`
-	DType      string        `json:"dtype"` // float32 or float64
-	Op         string        `json:"op"`    // sum, min or max
-	Iters      int           `json:"iters"`
-	Warmup     int           `json:"warmup"`
-	Algorithm  string        `json:"algorithm"` // auto, ring or rd
-	ChunkBytes ByteSize      `json:"chunk_bytes"`
-	SmallBytes ByteSize      `json:"small_bytes"`
-	Spin       int           `json:"spin"`
-	Bind       string        `json:"bind"` // data-plane address of local workers
-	Timeout    time.Duration `json:"timeout"`
+	NP         int      `json:"np"`
+	MinBytes   ByteSize `json:"min_bytes"`
+	MaxBytes   ByteSize `json:"max_bytes"`
+	Factor     int      `json:"factor"`
+	DType      string   `json:"dtype"` // float32 or float64
+	Op         string   `json:"op"`    // sum, min or max
+	Iters      int      `json:"iters"`
+	Warmup     int      `json:"warmup"`
+	Algorithm  string   `json:"algorithm"` // auto, ring or rd
+	ChunkBytes ByteSize `json:"chunk_bytes"`
+	SmallBytes ByteSize `json:"small_bytes"`
+	Spin       int      `json:"spin"`
+	Bind       string   `json:"bind"` // data-plane address of local workers (-np)
+	// Hosts, when set, runs the workers on these hosts (over ssh where not
+	// local) instead of NP local processes.
+	Hosts   []launch.Host `json:"hosts,omitempty"`
+	Remote  launch.Remote `json:"-"`
+	Timeout time.Duration `json:"timeout"`
 }
 
 // DefaultAllReduceOptions are the defaults of `dmlrun bench allreduce`.
@@ -121,6 +126,8 @@ type Result struct {
 
 // workerHello is the first line a worker reads: its identity and the secret.
 type workerHello struct {
+	Host    string           `json:"host"` // the name peers reach it by
+	Bind    string           `json:"bind"` // the address it listens on
 	Rank    int              `json:"rank"`
 	Size    int              `json:"size"`
 	Secret  string           `json:"secret"`
@@ -138,15 +145,28 @@ type addrList struct {
 }
 
 // RunAllReduce runs the sweep with o.NP local worker processes (argv starts
-// one), writes the table to out as rows arrive, and returns the result. Worker
-// logs go to log.
+// one), or on o.Hosts, writes the table to out as rows arrive, and returns
+// the result. Worker logs go to log.
 func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, log io.Writer) (*Result, error) {
+	var slots []launch.Slot
+	if len(o.Hosts) > 0 {
+		slots = launch.Slots(o.Hosts)
+		o.NP = len(slots)
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	specs := make([]launch.Spec, o.NP)
+	hellos := make([]workerHello, o.NP)
 	for r := range specs {
 		specs[r] = launch.Spec{Label: fmt.Sprint(r), Argv: argv}
+		hellos[r] = workerHello{Host: o.Bind, Bind: o.Bind}
+		if slots != nil {
+			s := slots[r]
+			specs[r] = launch.Spec{Label: s.Label(), Argv: o.Remote.Command(s.Host, argv[1:])}
+			host, _, _ := net.SplitHostPort(s.BindAddr(0))
+			hellos[r] = workerHello{Host: s.Host.Name, Bind: host}
+		}
 	}
 	g, err := launch.Start(ctx, specs, log)
 	if err != nil {
@@ -155,7 +175,9 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 	defer g.Stop()
 	secret := string(transport.GenerateSecret())
 	for r := range o.NP {
-		if err := g.Send(r, workerHello{Rank: r, Size: o.NP, Secret: secret, Options: o}); err != nil {
+		h := hellos[r]
+		h.Rank, h.Size, h.Secret, h.Options = r, o.NP, secret, o
+		if err := g.Send(r, h); err != nil {
 			return nil, err
 		}
 	}

@@ -41,12 +41,13 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 	digest := sha256.Sum256(opts)
 	tcfg := transport.Config{Cluster: "dmlrun-bench", RunDigest: hex.EncodeToString(digest[:]),
 		Secret: []byte(h.Secret), Spin: o.Spin, Logger: log}
-	ln, err := transport.Listen(net.JoinHostPort(o.Bind, "0"), tcfg)
+	ln, err := transport.Listen(net.JoinHostPort(h.Bind, "0"), tcfg)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	if err := child.Send(workerMsg{Addr: ln.Addr().String()}); err != nil {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := child.Send(workerMsg{Addr: net.JoinHostPort(h.Host, port)}); err != nil {
 		return err
 	}
 	var peers addrList

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/dmlrun/dmlrun/bench"
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -26,6 +29,7 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err != nil {
 			return err
 		}
+		o.Remote.Self = self
 		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
 		if jsonFile != "" && res != nil && len(res.Rows) > 0 {
 			b, _ := json.MarshalIndent(res, "", "  ")
@@ -65,7 +69,24 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	fs.StringVar(&o.Bind, "bind", o.Bind, "data-plane address of the local ranks")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "deadline of each size's timed loop")
 	jsonFile := fs.String("json", "", "also write the rows as JSON to this file")
+	hostsFile := fs.String("hosts", "", "run the ranks on the hosts of this hosts file instead of -np local processes")
+	hostList := fs.String("H", "", "hosts inline: h1:2,h2:2")
+	ssh := fs.String("ssh", "ssh", "ssh client command for remote hosts")
+	fs.StringVar(&o.Remote.Bin, "remote-bin", "", "dmlrun binary on the remote hosts (default: this binary's path)")
 	if err := fs.Parse(args); err != nil {
+		return o, "", err
+	}
+	o.Remote.SSH = strings.Fields(*ssh)
+	var err error
+	switch {
+	case *hostsFile != "" && *hostList != "":
+		return o, "", errors.New("give -hosts or -H, not both")
+	case *hostsFile != "":
+		o.Hosts, err = launch.ParseHostfile(*hostsFile)
+	case *hostList != "":
+		o.Hosts, err = launch.ParseHostList(*hostList)
+	}
+	if err != nil {
 		return o, "", err
 	}
 	if fs.NArg() > 0 {

@@ -63,3 +63,26 @@ func TestRunUsageErrors(t *testing.T) {
 		t.Error("usageErr does not wrap errUsage")
 	}
 }
+
+func TestParseLaunch(t *testing.T) {
+	f, err := parseLaunch([]string{"-hosts", "h.txt", "-ssh", "ssh -p 2222", "-remote-bin", "/opt/dmlrun", "-port", "9000", "-iface", "eth1", "train.yaml"}, &bytes.Buffer{})
+	if err != nil || f.hostsFile != "h.txt" || f.ssh != "ssh -p 2222" || f.remoteBin != "/opt/dmlrun" || f.port != 9000 || f.iface != "eth1" || f.config != "train.yaml" {
+		t.Fatalf("%+v, %v", f, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train.yaml"}, "exactly one of -np N, -hosts FILE or -H LIST"},
+		{[]string{"-np", "2", "-H", "a:2"}, "exactly one"},
+		{[]string{"-np", "-1"}, "-np -1"},
+		{[]string{"-np", "300"}, "-np 300"},
+		{[]string{"-H", "a", "-port", "70000"}, "-port 70000"},
+		{[]string{"-H", "a", "-ssh", " "}, "-ssh is empty"},
+		{[]string{"-np", "2", "a.yaml", "b.yaml"}, "one train.yaml expected"},
+	} {
+		if _, err := parseLaunch(tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
