@@ -188,18 +188,7 @@ func (c *Config) applyDefaults() {
 	if o.LR == 0 {
 		o.LR = 0.01
 	}
-	if o.Momentum == 0 {
-		o.Momentum = 0.9
-	}
-	if o.Beta1 == 0 {
-		o.Beta1 = 0.9
-	}
-	if o.Beta2 == 0 {
-		o.Beta2 = 0.999
-	}
-	if o.Epsilon == 0 {
-		o.Epsilon = 1e-8
-	}
+	// momentum, beta1, beta2 and epsilon default in train.OptimizerSpec.WithDefaults.
 	if c.Training.Steps == 0 && c.Training.Epochs == 0 {
 		c.Training.Epochs = 1
 	}

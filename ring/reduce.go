@@ -52,31 +52,13 @@ func reduce64(op Op, d, a, b []float64) {
 	case Sum:
 		floats.AddTo(d, a, b) // assembly kernel
 	case Min:
-		b = b[:len(d)]
-		a = a[:len(d)]
-		for i := range d {
-			x, y := a[i], b[i]
-			if y < x {
-				x = y
-			}
-			d[i] = x
-		}
+		minInto(d, a, b)
 	case Max:
-		b = b[:len(d)]
-		a = a[:len(d)]
-		for i := range d {
-			x, y := a[i], b[i]
-			if y > x {
-				x = y
-			}
-			d[i] = x
-		}
+		maxInto(d, a, b)
 	}
 }
 
 func reduce32(op Op, d, a, b []float32) {
-	b = b[:len(d)]
-	a = a[:len(d)]
 	switch op {
 	case Sum:
 		// Float addition is commutative bit for bit, so d = a + b may be
@@ -90,23 +72,35 @@ func reduce32(op Op, d, a, b []float32) {
 		default:
 			copy(d, a)
 		}
-		axpy32(d, b)
+		axpy32(d, b[:len(d)])
 	case Min:
-		for i := range d {
-			x, y := a[i], b[i]
-			if y < x {
-				x = y
-			}
-			d[i] = x
-		}
+		minInto(d, a, b)
 	case Max:
-		for i := range d {
-			x, y := a[i], b[i]
-			if y > x {
-				x = y
-			}
-			d[i] = x
+		maxInto(d, a, b)
+	}
+}
+
+// minInto sets d[i] = min(a[i], b[i]), keeping a[i] on ties.
+func minInto[T Float](d, a, b []T) {
+	a, b = a[:len(d)], b[:len(d)]
+	for i := range d {
+		x, y := a[i], b[i]
+		if y < x {
+			x = y
 		}
+		d[i] = x
+	}
+}
+
+// maxInto sets d[i] = max(a[i], b[i]), keeping a[i] on ties.
+func maxInto[T Float](d, a, b []T) {
+	a, b = a[:len(d)], b[:len(d)]
+	for i := range d {
+		x, y := a[i], b[i]
+		if y > x {
+			x = y
+		}
+		d[i] = x
 	}
 }
 
