@@ -4,7 +4,7 @@ BIN       ?= ./dmlrun
 NP        ?= 4
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test unit lint bench bench-compare demo clean
+.PHONY: all build test unit lint test-multihost bench bench-compare demo clean
 
 all: build
 
@@ -15,8 +15,15 @@ build:
 # race detector.
 test: lint unit
 
+# Every test. The multi-host tests (network namespaces with sshd) need root,
+# iproute2 and openssh-server; without them they skip, and this says so.
 unit:
+	@if [ "$$(id -u)" != 0 ]; then echo "NOTE: not root: the multi-host tests (make test-multihost) will be skipped"; fi
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Only the tests across emulated hosts (network namespaces, sshd, tc).
+test-multihost:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -v -run 'Multihost|Testbed|Bed' ./internal/testbed/ ./cmd/dmlrun/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -78,11 +79,14 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 		}
 		if ev.Exited {
 			exited++
-			if ev.Err != nil && !interrupted {
-				failures = append(failures, ExitError("node "+g.Label(ev.Index), ev.Err))
-				if len(failures) == 1 {
-					go g.Stop() // one node failed: stop the rest rather than wait for their timeouts
+			// Only the first failure counts: the launcher stops the others.
+			if ev.Err != nil && !interrupted && len(failures) == 0 {
+				err := ExitError("node "+g.Label(ev.Index), ev.Err)
+				if isSSH(specs[ev.Index].Argv) && exitCode(ev.Err) == 255 {
+					err = fmt.Errorf("%w: ssh could not reach or log in to the host (see its lines above)", err)
 				}
+				failures = append(failures, err)
+				go g.Stop() // one node failed: stop the rest rather than wait for their timeouts
 			}
 			continue
 		}
@@ -127,4 +131,16 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 	res.Theta = digests[0]
 	fmt.Fprintf(out, "all %d nodes hold identical θ (sha256 %s)\n", n, res.Theta)
 	return res, nil
+}
+
+func isSSH(argv []string) bool {
+	return len(argv) > 0 && strings.HasSuffix(argv[0], "ssh")
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
 }

@@ -253,6 +253,9 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		var jl launch.JoinList
 		if err := child.Recv(&jl); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("the launcher stopped the job before it started")
+			}
 			return nil, fmt.Errorf("reading the join list: %w", err)
 		}
 		go child.WatchEOF(cancel)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dmlrun/dmlrun/internal/testbed"
+)
+
+// The multi-host tests run dmlrun across network namespaces, each a host
+// with its own address and sshd (package testbed). They need root, iproute2
+// and openssh-server, and skip with a message otherwise.
+
+const multihostJob = `name: multihost
+seed: 9
+data: {format: synthetic, normalize: true, synthetic: {task: multiclass, samples: 1203, test_samples: 200, features: 12, classes: 3, noise: 0.2}}
+model: {kind: softmax, l2: 0.001}
+optimizer: {kind: momentum, lr: 0.05}
+training: {batch_size: 64, steps: 120, eval_every: 40}
+`
+
+// nodePids lists the dmlrun node processes running in host i's namespace.
+func nodePids(b *testbed.Bed, i int) []int {
+	out, _ := exec.Command("ip", "netns", "pids", b.Hosts[i].NS).Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmdline), "node\x00-launched") && !isZombie(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestMultihostTrainMatchesLocal: `dmlrun -hosts` from host 0 over ssh to 4
+// hosts (one with 2 slots) trains to the same θ as `dmlrun -np 5`, θ is
+// identical on every node, and every node's output reaches the launcher.
+func TestMultihostTrainMatchesLocal(t *testing.T) {
+	b := testbed.New(t, 4, testbed.Options{SSH: true})
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, multihostJob)
+	hosts := b.HostsFile([]int{1, 2, 1, 1})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := b.Command(ctx, 0, dmlrunBin, "-hosts", hosts, "-ssh", strings.Join(b.SSH, " "), cfg)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("dmlrun -hosts: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "all 5 nodes hold identical θ") {
+		t.Fatalf("no identical-θ line:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	for r := range 5 { // every node's log reaches the launcher, labelled rank@host
+		if !strings.Contains(stderr.String(), fmt.Sprintf("[%d@10.", r)) || !strings.Contains(stderr.String(), fmt.Sprintf("rank=%d ", r)) {
+			t.Fatalf("no output from rank %d at the launcher:\n%s", r, stderr.String())
+		}
+	}
+	remote := readModel(t, cfg)
+	local, _ := trainNP(t, 5, cfg)
+	if d := relDiff(remote.Theta, local.Theta); d > 1e-9 {
+		t.Fatalf("θ across hosts differs from -np 5 by %g", d)
+	}
+}
+
+// TestMultihostInterrupt: SIGINT to the launcher mid-run stops every remote
+// node within 5 s.
+func TestMultihostInterrupt(t *testing.T) {
+	b := testbed.New(t, 3, testbed.Options{SSH: true})
+	cfg := jobConfig(t, t.TempDir(), strings.Replace(multihostJob, "steps: 120", "steps: 100000000", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := b.Command(ctx, 0, dmlrunBin, "-hosts", b.HostsFile(nil), "-ssh", strings.Join(b.SSH, " "), cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitForLog(t, &stderr, "steps=", time.Minute) // training runs on some node
+	for i := range b.Hosts {
+		if len(nodePids(b, i)) == 0 {
+			t.Fatalf("no node running on host %d", i)
+		}
+	}
+	// ip netns exec runs dmlrun as its child (or execs it): signal the group.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		left := 0
+		for i := range b.Hosts {
+			left += len(nodePids(b, i))
+		}
+		if left == 0 {
+			t.Logf("every node gone %v after SIGINT", time.Since(start))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nodes still running 5 s after SIGINT:\n%s", stderr.String())
+}
+
+// TestMultihostUnreachable: a host that ssh cannot reach gives an error
+// naming it, and the nodes already started are stopped.
+func TestMultihostUnreachable(t *testing.T) {
+	b := testbed.New(t, 2, testbed.Options{SSH: true})
+	cfg := jobConfig(t, t.TempDir(), multihostJob)
+	hosts := filepath.Join(t.TempDir(), "hosts.txt")
+	dead := strings.TrimSuffix(b.Hosts[0].IP, "."+strings.Split(b.Hosts[0].IP, ".")[3]) + ".250" // in the subnet, no one there
+	os.WriteFile(hosts, []byte(fmt.Sprintf("%s slots=2\n%s\n%s\n", b.Hosts[0].IP, b.Hosts[1].IP, dead)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := b.Command(ctx, 0, dmlrunBin, "-hosts", hosts, "-ssh", strings.Join(b.SSH, " "), cfg).CombinedOutput()
+	if err == nil {
+		t.Fatalf("exit 0 with an unreachable host:\n%s", out)
+	}
+	if !strings.Contains(string(out), dead) || !strings.Contains(string(out), "exited with status 255") {
+		t.Fatalf("the error does not name the unreachable host %s:\n%s", dead, out)
+	}
+	t.Logf("failed after %v:\n%s", time.Since(start), out)
+	for i := range b.Hosts {
+		if p := nodePids(b, i); len(p) > 0 {
+			t.Fatalf("nodes %v still running on host %d", p, i)
+		}
+	}
+}
