@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,8 +122,7 @@ func Start(k int, opts Options) (_ *Bed, err error) {
 	if opts.RateMbit < 0 {
 		return nil, fmt.Errorf("testbed: RateMbit %d: want 0 (unshaped) or more", opts.RateMbit)
 	}
-	tools, err := findTools(opts)
-	if err != nil {
+	if err := findTools(opts); err != nil {
 		return nil, err
 	}
 	if err := Sweep(); err != nil {
@@ -162,7 +162,7 @@ func Start(k int, opts Options) (_ *Bed, err error) {
 		return nil, err
 	}
 	if opts.SSH {
-		if err := b.startSSH(tools); err != nil {
+		if err := b.startSSH(); err != nil {
 			return nil, err
 		}
 	}
@@ -229,7 +229,7 @@ func (b *Bed) teardown() error {
 // (ip netns exec). Cancelling ctx kills it.
 func (b *Bed) Command(ctx context.Context, host int, name string, args ...string) *exec.Cmd {
 	ns := b.host(host).NS
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	return exec.CommandContext(ctx, toolPath("ip"), append([]string{"netns", "exec", ns, name}, args...)...)
 }
 
 // SSHCommand returns a command that runs on host from and logs in with ssh
@@ -291,42 +291,51 @@ func (b *Bed) fail(format string, args ...any) {
 	panic(fmt.Sprintf("testbed: "+format, args...))
 }
 
-// tools are the programs a bed runs, by absolute path where it matters.
-type tools struct {
-	sshd string
-}
-
-func findTools(opts Options) (tools, error) {
+// findTools checks that the process is root and that the programs that
+// opts need are installed.
+func findTools(opts Options) error {
 	if os.Geteuid() != 0 {
-		return tools{}, ErrNotRoot
+		return ErrNotRoot
 	}
 	need := []string{"ip"}
 	if opts.RateMbit > 0 {
 		need = append(need, "tc")
 	}
 	if opts.SSH {
-		need = append(need, "ssh", "ssh-keygen")
+		need = append(need, "sshd", "ssh", "ssh-keygen")
 	}
 	var missing []string
 	for _, name := range need {
-		if _, err := exec.LookPath(name); err != nil {
+		if _, err := lookTool(name); err != nil {
 			missing = append(missing, name)
 		}
 	}
-	var t tools
-	if opts.SSH {
-		// sshd must be started by absolute path; /usr/sbin is often not
-		// in a test's PATH.
-		t.sshd = "/usr/sbin/sshd"
-		if p, err := exec.LookPath("sshd"); err == nil {
-			t.sshd = p
-		} else if _, err := os.Stat(t.sshd); err != nil {
-			missing = append(missing, "sshd")
-		}
-	}
 	if len(missing) > 0 {
-		return t, fmt.Errorf("%w: %s (Debian: apt-get install iproute2 openssh-server openssh-client)",
+		return fmt.Errorf("%w: %s (Debian: apt-get install iproute2 openssh-server openssh-client)",
 			ErrMissingTool, strings.Join(missing, ", "))
 	}
-	return t, nil
+	return nil
+}
+
+// lookTool finds program name in PATH or, failing that, in the sbin
+// directories, which a non-login root shell may leave out of PATH.
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s", ErrMissingTool, name)
+}
+
+// toolPath is lookTool's path, or name itself (to fail when run).
+func toolPath(name string) string {
+	if p, err := lookTool(name); err == nil {
+		return p
+	}
+	return name
 }
