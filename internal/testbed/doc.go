@@ -9,16 +9,19 @@
 //
 // # Usage
 //
-//	func TestTwoHosts(t *testing.T) {
+//	func TestThreeHosts(t *testing.T) {
 //		bed := testbed.New(t, 3, testbed.Options{SSH: true, RateMbit: 1000})
-//		// bed.Hosts[i].IP is host i's address; bed.SSH is the ssh command
-//		// (with -F pointing at a generated config) that logs in as root.
-//		args := append(bed.SSH[1:], "root@"+bed.Hosts[2].IP, "hostname")
-//		out, err := bed.Command(ctx, 0, bed.SSH[0], args...).CombinedOutput()
-//		...
+//		// bed.Hosts[i].IP is host i's address. bed.SSH is the ssh client
+//		// command (-F a generated config) that logs in as root anywhere.
 //		hosts := bed.HostsFile([]int{2, 2, 2}) // "10.213.x.1 slots=2" ...
-//		bed.Partition([]int{0}, []int{1, 2})   // host 0 cut off
+//		ssh := strings.Join(bed.SSH, " ")
+//		// Run the launcher on host 0, as a user would on a login node.
+//		cmd := bed.Command(ctx, 0, dmlrunBin, "-ssh", ssh, "-hosts", hosts, "train.yaml")
+//		...
+//		out, err := bed.SSHCommand(ctx, 0, 2, "pgrep dmlrun").Output() // on host 2
+//		bed.Partition([]int{0}, []int{1, 2}) // host 0 cut off from 1 and 2
 //		bed.Heal()
+//		c, err := bed.Dial(ctx, 1, "tcp", bed.Hosts[2].IP+":22") // from host 1
 //	}
 //
 // New skips the test (t.Skip) when it is not run as root or when ip, tc or

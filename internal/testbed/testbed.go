@@ -67,7 +67,8 @@ type Bed struct {
 	SSH []string
 	// Run names this bed: every namespace name starts with it.
 	Run string
-	// Subnet is the hosts' network, e.g. 10.213.17.0/24.
+	// Subnet is the hosts' network, e.g. 10.213.17.0/24, picked from the
+	// pid. Beds never see each other, so two with one subnet do not clash.
 	Subnet string
 
 	opts     Options
