@@ -85,9 +85,11 @@ type Training struct {
 
 // Cluster sets the size of the job and its deadlines.
 type Cluster struct {
-	Nodes       int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
-	Timeout     Duration `yaml:"timeout" json:"-"`
-	StepTimeout Duration `yaml:"step_timeout" json:"-"`
+	Nodes         int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
+	Timeout       Duration `yaml:"timeout" json:"-"`
+	StepTimeout   Duration `yaml:"step_timeout" json:"-"`
+	MinNodes      int      `yaml:"min_nodes" json:"-"`      // a ring trains only with at least this many
+	RejoinTimeout Duration `yaml:"rejoin_timeout" json:"-"` // how long a node without quorum waits
 }
 
 // Output says where results go.
@@ -201,6 +203,12 @@ func (c *Config) applyDefaults() {
 	if c.Cluster.StepTimeout.Duration == 0 {
 		c.Cluster.StepTimeout.Duration = 30 * time.Second
 	}
+	if c.Cluster.MinNodes == 0 {
+		c.Cluster.MinNodes = 1
+	}
+	if c.Cluster.RejoinTimeout.Duration == 0 {
+		c.Cluster.RejoinTimeout.Duration = 60 * time.Second
+	}
 	if c.Output.Dir == "" {
 		c.Output.Dir = filepath.Join("runs", c.Name)
 	}
@@ -308,8 +316,11 @@ func (c *Config) Validate() error {
 	if c.Cluster.Nodes < 1 {
 		bad("cluster.nodes", "%d: want at least 1", c.Cluster.Nodes)
 	}
-	if c.Cluster.Timeout.Duration <= 0 || c.Cluster.StepTimeout.Duration <= 0 {
-		bad("cluster.timeout/step_timeout", "want positive durations")
+	if c.Cluster.Timeout.Duration <= 0 || c.Cluster.StepTimeout.Duration <= 0 || c.Cluster.RejoinTimeout.Duration <= 0 {
+		bad("cluster.timeout/step_timeout/rejoin_timeout", "want positive durations")
+	}
+	if c.Cluster.MinNodes < 1 {
+		bad("cluster.min_nodes", "%d: want at least 1", c.Cluster.MinNodes)
 	}
 	return errors.Join(errs...)
 }

@@ -28,8 +28,11 @@ type NodeReport struct {
 	Gossip string `json:"gossip,omitempty"`
 	Rank   int    `json:"rank"`
 	Theta  string `json:"theta_sha256,omitempty"`
-	Steps  int    `json:"steps,omitempty"`
-	Extra  any    `json:"extra,omitempty"`
+	// Started says the node's step loop runs: from then on the launcher
+	// treats a lost node as a failure the others survive.
+	Started bool `json:"started,omitempty"`
+	Steps   int  `json:"steps,omitempty"`
+	Extra   any  `json:"extra,omitempty"`
 }
 
 // JoinList is the launcher's answer: every node's gossip address.
@@ -44,10 +47,13 @@ type JobResult struct {
 }
 
 // RunJob starts one node per spec, introduces them to each other, forwards
-// their logs to log, and waits for all of them. It fails if any node fails
-// (stopping the others) or if their final θ differ; on success it prints
-// "all N nodes hold identical θ (sha256 ...)" to out. Cancelling ctx (Ctrl-C)
-// forwards SIGINT to the nodes, then stops them.
+// their logs to log, and waits for all of them. A node that fails before
+// training starts fails the job (the others are stopped); one lost during
+// training is reported, and the others recover without it. The job succeeds
+// when at least one node finished and all that finished hold the same θ; it
+// then prints "all N nodes hold identical θ (sha256 ...)" to out, N counting
+// the survivors. Cancelling ctx (Ctrl-C) forwards SIGINT to the nodes, then
+// stops them.
 func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.Writer) (*JobResult, error) {
 	g, err := Start(ctx, specs, log)
 	if err != nil {
@@ -64,7 +70,8 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 	reports := make([]*NodeReport, n)
 	var failures []error
 	exited, started := 0, 0
-	interrupted := false
+	interrupted, training := false, false
+	var lostNodes []error
 	done := ctx.Done()
 	for exited < n {
 		var ev Event
@@ -79,7 +86,13 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 		}
 		if ev.Exited {
 			exited++
-			// Only the first failure counts: the launcher stops the others.
+			if ev.Err != nil && !interrupted && training && len(failures) == 0 {
+				fmt.Fprintf(log, "dmlrun: lost %v; the others go on without it\n", ExitError("node "+g.Label(ev.Index), ev.Err))
+				lostNodes = append(lostNodes, ExitError("node "+g.Label(ev.Index), ev.Err))
+				continue
+			}
+			// Before training, only the first failure counts: the launcher
+			// stops the others.
 			if ev.Err != nil && !interrupted && len(failures) == 0 {
 				err := ExitError("node "+g.Label(ev.Index), ev.Err)
 				if isSSH(specs[ev.Index].Argv) && exitCode(ev.Err) == 255 {
@@ -102,6 +115,7 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 				}
 			}
 		}
+		training = training || r.Started
 		if r.Theta != "" {
 			reports[ev.Index] = &r
 		}
@@ -116,15 +130,24 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 	var digests []string
 	for i, r := range reports {
 		if r == nil {
+			if training {
+				continue // lost during training: reported above
+			}
 			return nil, fmt.Errorf("node %s exited without reporting its result", g.Label(i))
 		}
 		res.Reports = append(res.Reports, *r)
 		digests = append(digests, r.Theta)
 	}
+	if len(digests) == 0 {
+		return nil, fmt.Errorf("every node was lost: %w", errors.Join(lostNodes...))
+	}
+	n = len(digests)
 	if uniq := slices.Compact(slices.Sorted(slices.Values(digests))); len(uniq) != 1 {
 		var lines []string
 		for i, r := range reports {
-			lines = append(lines, fmt.Sprintf("node %s (rank %d): %s", g.Label(i), r.Rank, r.Theta))
+			if r != nil {
+				lines = append(lines, fmt.Sprintf("node %s (rank %d): %s", g.Label(i), r.Rank, r.Theta))
+			}
 		}
 		return res, fmt.Errorf("the nodes hold different θ:\n  %s", strings.Join(lines, "\n  "))
 	}

@@ -204,7 +204,7 @@ func ExitError(label string, err error) error {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Errorf("%s was killed by signal %v", label, ws.Signal())
+			return fmt.Errorf("%s was killed by signal %d (%v)", label, int(ws.Signal()), ws.Signal())
 		}
 		return fmt.Errorf("%s exited with status %d", label, ee.ExitCode())
 	}

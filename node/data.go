@@ -114,8 +114,10 @@ func openSources(cfg *config.Config) (tr, te source, err error) {
 
 // loadData reads this node's rows of the training (and test) set, agrees
 // with the other nodes on the number of classes, and standardizes the
-// features with statistics of the whole training set (one allreduce).
-func loadData(ctx context.Context, c *Comm, cfg *config.Config) (*nodeData, error) {
+// features with statistics of the whole training set (one allreduce). After
+// the ring changed, prev carries the classes and statistics agreed before,
+// so that only the rows move.
+func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) (*nodeData, error) {
 	n, r := c.Size(), c.Rank()
 	trSrc, teSrc, err := openSources(cfg)
 	if err != nil {
@@ -137,10 +139,12 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config) (*nodeData, erro
 	}
 	d.features = d.train.Features
 
-	switch d.task {
-	case train.TaskBinary:
+	switch {
+	case prev != nil:
+		d.classes = prev.classes
+	case d.task == train.TaskBinary:
 		d.classes = 2
-	case train.TaskMulticlass:
+	case d.task == train.TaskMulticlass:
 		d.classes = cfg.Model.Classes
 		if s := cfg.Data.Synthetic; d.classes == 0 && s != nil && cfg.Data.Format == "synthetic" {
 			d.classes = s.Classes
@@ -163,7 +167,14 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config) (*nodeData, erro
 			}
 		}
 	}
-	if cfg.Data.Normalize {
+	switch {
+	case prev != nil && prev.mean != nil:
+		d.mean, d.std = prev.mean, prev.std
+		d.train.Standardize(d.mean, d.std)
+		if d.test != nil {
+			d.test.Standardize(d.mean, d.std)
+		}
+	case cfg.Data.Normalize:
 		mom := make([]float64, 2*d.features+1)
 		d.train.Moments(mom)
 		if err := c.AllReduce(ctx, mom, ring.Sum); err != nil {

@@ -276,6 +276,20 @@ func (m *Membership) WaitFor(ctx context.Context, n int) ([]Member, error) {
 	}
 }
 
+// waitChange returns when the membership changes, ctx ends, or after d.
+func (m *Membership) waitChange(ctx context.Context, d time.Duration) {
+	m.mu.Lock()
+	ch := m.changed
+	m.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // Leave tells the others this node is going (they notice in well under a
 // second) and stops gossip.
 func (m *Membership) Leave(timeout time.Duration) {

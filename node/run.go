@@ -41,6 +41,10 @@ type Options struct {
 	// Cluster names the cluster (gossip label and handshake); "" = "dmlrun".
 	Cluster string
 	Logger  *slog.Logger
+	// OnStart, when set, is called once the step loop starts (a launcher
+	// then knows that a node lost from here on is a failure to survive,
+	// not a job that cannot start).
+	OnStart func()
 }
 
 // Result is what one node reports when training ends.
@@ -117,37 +121,64 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	members = members[:nodes]
-	rank := -1
-	addrs := make([]string, len(members))
-	for i, m := range members {
-		addrs[i] = m.Data
-		if m.Name == mem.Name() {
-			rank = i
-		}
-	}
-	if rank < 0 {
-		return nil, fmt.Errorf("this node is not among the first %d members of the ring (more nodes joined than cluster.nodes)", nodes)
-	}
-	if err := checkReachable(members[rank], members); err != nil {
+	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart}
+	if err := w.formRing(wctx, members[:nodes], 0); err != nil {
 		return nil, err
 	}
-	comm, err := NewComm(wctx, ln, CommConfig{Transport: tcfg, Timeout: cfg.Cluster.StepTimeout.Duration}, rank, addrs)
-	if err != nil {
-		return nil, err
-	}
-	defer comm.Close()
-	if err := agreeOnView(wctx, comm, members); err != nil {
-		return nil, err
-	}
-	log = log.With("rank", rank)
-	log.Info("ring formed", "size", len(members), "ring", ringString(members))
+	defer func() { w.comm.Close() }()
+	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members))
 
-	t, err := newTrainer(ctx, comm, cfg, log, members)
+	t, err := newTrainer(ctx, w)
 	if err != nil {
 		return nil, err
 	}
 	return t.run(ctx)
+}
+
+// worker is one node's place in the cluster: its gossip view, its data-plane
+// listener, and the ring it is in now.
+type worker struct {
+	cfg     *config.Config
+	log     *slog.Logger // with this node's name
+	ln      *transport.Listener
+	tcfg    transport.Config
+	mem     *Membership
+	onStart func()
+
+	epoch     uint32   // id of the current ring epoch
+	members   []Member // the current ring, in rank order
+	comm      *Comm
+	committed int // size of the last ring that completed a collective
+}
+
+// formRing connects this node into a ring of members (in ring order) for
+// epoch, and checks through the ring itself that every member formed it from
+// the same view. On success the ring is committed.
+func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) error {
+	rank := -1
+	addrs := make([]string, len(members))
+	for i, m := range members {
+		addrs[i] = m.Data
+		if m.Name == w.mem.Name() {
+			rank = i
+		}
+	}
+	if rank < 0 {
+		return fmt.Errorf("this node is not among the first %d members of the ring (more nodes joined than cluster.nodes)", len(members))
+	}
+	if err := checkReachable(members[rank], members); err != nil {
+		return err
+	}
+	comm, err := NewComm(ctx, w.ln, CommConfig{Transport: w.tcfg, Epoch: epoch, Timeout: w.cfg.Cluster.StepTimeout.Duration}, rank, addrs)
+	if err != nil {
+		return err
+	}
+	if err := agreeOnView(ctx, comm, members); err != nil {
+		comm.Close()
+		return err
+	}
+	w.comm, w.members, w.epoch, w.committed = comm, members, epoch, len(members)
+	return nil
 }
 
 func ringString(ms []Member) string {

@@ -23,10 +23,10 @@ const digestEvery = 50
 // rows it owns; one allreduce of [Σ gradients, Σ loss, count] gives every node
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
-	comm    *Comm
-	cfg     *config.Config
-	log     *slog.Logger
-	members []Member
+	w    *worker
+	comm *Comm // w.comm: the current ring
+	cfg  *config.Config
+	log  *slog.Logger
 
 	data  *nodeData
 	model train.Model
@@ -40,12 +40,15 @@ type trainer struct {
 	owned                  []int // this node's rows of the current batch (local indices)
 	metrics                *metricsWriter
 	stats                  *StepStats
+	done                   int  // steps applied to θ
+	evalNext               bool // evaluate after the next step (the ring changed)
 }
 
-func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logger, members []Member) (*trainer, error) {
+func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
+	c, cfg := w.comm, w.cfg
 	sctx, cancel := context.WithTimeout(ctx, cfg.Cluster.Timeout.Duration)
 	defer cancel()
-	d, err := loadData(sctx, c, cfg)
+	d, err := loadData(sctx, c, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +65,7 @@ func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
 	}
-	t := &trainer{comm: c, cfg: cfg, log: log, members: members, data: d, model: m, opt: opt,
+	t := &trainer{w: w, comm: c, cfg: cfg, log: w.log.With("rank", c.Rank()), data: d, model: m, opt: opt,
 		theta: make([]float64, m.NumParams()), v: make([]float64, m.NumParams()+2)}
 	m.Init(t.theta)
 	t.batch = cfg.Training.BatchSize
@@ -78,12 +81,20 @@ func newTrainer(ctx context.Context, c *Comm, cfg *config.Config, log *slog.Logg
 	t.owned = make([]int, 0, min(t.batch, d.train.Len()))
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
-	if c.Rank() == 0 {
-		if t.metrics, err = newMetricsWriter(cfg.Output.Dir); err != nil {
-			return nil, err
-		}
+	if err := t.openMetrics(); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// openMetrics gives rank 0 (whichever node that is now) the metrics file.
+func (t *trainer) openMetrics() error {
+	if t.comm.Rank() != 0 || t.metrics != nil {
+		return nil
+	}
+	var err error
+	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir)
+	return err
 }
 
 // step runs one training step and returns the batch loss. It allocates
@@ -101,7 +112,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t.v[P+1] = float64(len(t.owned))
 	t1 := time.Now()
 	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), t.v, ring.Sum); err != nil {
-		return 0, fmt.Errorf("step %d: %w", step, err)
+		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
 	}
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
@@ -115,6 +126,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	}
 	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
 	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
+	t.done = step + 1
 	t.stats.Samples += int64(count)
 	return loss, nil
 }
@@ -126,22 +138,35 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "params", P,
 		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
+	if t.w.onStart != nil {
+		t.w.onStart()
+	}
 	var loss float64
-	for step := 0; step < t.steps; step++ {
-		var err error
-		if loss, err = t.step(sc, step); err != nil {
+	for t.done < t.steps {
+		err := func() error {
+			var err error
+			if loss, err = t.step(sc, t.done); err != nil {
+				return err
+			}
+			if t.done%digestEvery == 0 || t.done == t.steps {
+				if err := t.checkSameTheta(sc.reset(stepTimeout), t.done); err != nil {
+					return err
+				}
+			}
+			if ev := t.cfg.Training.EvalEvery; (ev > 0 && t.done%ev == 0) || t.done == t.steps || t.evalNext {
+				t.evalNext = false
+				return t.evaluate(sc.reset(stepTimeout), t.done, loss, time.Since(start))
+			}
+			return nil
+		}()
+		if err == nil {
+			continue
+		}
+		if !isRingFailure(err) {
 			return nil, err
 		}
-		done := step + 1
-		if done%digestEvery == 0 || done == t.steps {
-			if err := t.checkSameTheta(sc.reset(stepTimeout), done); err != nil {
-				return nil, err
-			}
-		}
-		if ev := t.cfg.Training.EvalEvery; (ev > 0 && done%ev == 0) || done == t.steps {
-			if err := t.evaluate(sc.reset(stepTimeout), done, loss, time.Since(start)); err != nil {
-				return nil, err
-			}
+		if err := t.recover(ctx, err); err != nil {
+			return nil, err
 		}
 	}
 	t.stats.Wall = time.Since(start)
@@ -169,7 +194,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 	clear(t.eval)
 	train.Evaluate(t.model, t.theta, set, t.eval)
 	if err := t.comm.AllReduce(ctx, t.eval, ring.Sum); err != nil {
-		return fmt.Errorf("evaluation after step %d: %w", step, err)
+		return ringFailure(fmt.Errorf("evaluation after step %d: %w", step, err))
 	}
 	m := train.Finish(t.model, t.eval)
 	if m.N == 0 {
@@ -197,16 +222,16 @@ func (t *trainer) checkSameTheta(ctx context.Context, step int) error {
 	d := make([]float64, n) // once every digestEvery steps: not the hot path
 	d[t.comm.Rank()] = digest53(floatBytes(t.theta))
 	if err := t.comm.AllGather(ctx, d); err != nil {
-		return fmt.Errorf("θ check after step %d: %w", step, err)
+		return ringFailure(fmt.Errorf("θ check after step %d: %w", step, err))
 	}
 	var bad []string
 	for r, x := range d {
 		if x != d[0] {
-			bad = append(bad, t.members[r].String())
+			bad = append(bad, t.w.members[r].String())
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("after step %d θ differs from rank 0's (%s) on: %v", step, t.members[0], bad)
+		return fmt.Errorf("after step %d θ differs from rank 0's (%s) on: %v", step, t.w.members[0], bad)
 	}
 	return nil
 }

@@ -28,7 +28,8 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 	trs := make([]*trainer, n)
 	errs := parallel(comms, func(c *Comm) error {
 		var err error
-		trs[c.Rank()], err = newTrainer(context.Background(), c, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), members)
+		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members, committed: n}
+		trs[c.Rank()], err = newTrainer(context.Background(), w)
 		return err
 	})
 	if err := errors.Join(errs...); err != nil {

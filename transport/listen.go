@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -87,7 +88,11 @@ func (l *Listener) handshake(nc net.Conn) {
 	delete(l.handshaking, nc)
 	l.mu.Unlock()
 	if err != nil {
-		l.log.Warn("data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
+		level := slog.LevelWarn
+		if errors.Is(err, io.EOF) {
+			level = slog.LevelDebug // connected and closed without a byte: a liveness probe
+		}
+		l.log.Log(context.Background(), level, "data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
 		nc.Close()
 		return
 	}

@@ -261,6 +261,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		go child.WatchEOF(cancel)
 		return jl.Join, nil
 	}
+	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
 	res, err := node.Run(ctx, o)
 	if err != nil {
 		return err

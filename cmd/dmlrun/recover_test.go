@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const recoverJob = `name: recover
+seed: 11
+data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 3001, test_samples: 300, features: 8, noise: 0.4}}
+model: {kind: logistic, l2: 0.001}
+optimizer: {kind: adam, lr: 0.01}
+training: {batch_size: 32, steps: %d, eval_every: %d}
+cluster: {rejoin_timeout: %s}
+`
+
+// startJob starts `dmlrun -np n cfg` and returns it with its stderr.
+func startJob(t *testing.T, n int, cfg string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(dmlrunBin, "-np", fmt.Sprint(n), cfg)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stdout, &stderr
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration, log *syncBuffer) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("job still running after %v:\n%s", timeout, log.String())
+	}
+	return nil
+}
+
+// TestKillRandomNode: kill -9 of a random node at a random step, for 10
+// seeds: the survivors finish every step, hold identical θ, and θ equals the
+// uninterrupted run's within 1e-9 (the global batch does not depend on the
+// number of nodes).
+func TestKillRandomNode(t *testing.T) {
+	dir := t.TempDir()
+	const steps, every = 4000, 200
+	ref, _ := trainNP(t, 1, jobConfig(t, dir, fmt.Sprintf(recoverJob, steps, every, "30s")))
+	for seed := range 10 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		cfg := jobConfig(t, dir, fmt.Sprintf(recoverJob, steps, every, "30s"))
+		cmd, stdout, stderr := startJob(t, 4, cfg)
+		at := every * (1 + rng.IntN(steps/every-4)) // an evaluation point, then kill
+		waitForLog(t, stderr, fmt.Sprintf("step=%d ", at), time.Minute)
+		nodes := children(cmd.Process.Pid)
+		if len(nodes) != 4 {
+			t.Fatalf("seed %d: %d nodes", seed, len(nodes))
+		}
+		victim := nodes[rng.IntN(len(nodes))]
+		syscall.Kill(victim, syscall.SIGKILL)
+		if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
+			t.Fatalf("seed %d: %v\n%s", seed, err, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "all 3 nodes hold identical θ") || !strings.Contains(stderr.String(), "lost node") {
+			t.Fatalf("seed %d: stdout %q\n%s", seed, stdout.String(), stderr.String())
+		}
+		m := readModel(t, cfg)
+		if m.Steps != steps {
+			t.Fatalf("seed %d: %d steps done, want %d", seed, m.Steps, steps)
+		}
+		if d := relDiff(m.Theta, ref.Theta); d > 1e-9 {
+			t.Fatalf("seed %d: θ differs from the uninterrupted run by %g", seed, d)
+		}
+	}
+}
+
+// TestKillTwoOfFive: two of five nodes killed at once; the three go on.
+func TestKillTwoOfFive(t *testing.T) {
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, fmt.Sprintf(recoverJob, 4000, 200, "30s"))
+	cmd, stdout, stderr := startJob(t, 5, cfg)
+	waitForLog(t, stderr, "step=600 ", time.Minute)
+	nodes := children(cmd.Process.Pid)
+	syscall.Kill(nodes[1], syscall.SIGKILL)
+	syscall.Kill(nodes[3], syscall.SIGKILL)
+	if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "all 3 nodes hold identical θ") {
+		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
+	}
+	if m := readModel(t, cfg); m.Steps != 4000 {
+		t.Fatalf("%d steps done", m.Steps)
+	}
+}
+
+// TestBelowQuorum: killing two of three leaves one node, which is not more
+// than half of the last ring: it pauses for rejoin_timeout, then exits with
+// the quorum error, and so does the job.
+func TestBelowQuorum(t *testing.T) {
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, fmt.Sprintf(recoverJob, 100000000, 200, "2s"))
+	cmd, _, stderr := startJob(t, 3, cfg)
+	waitForLog(t, stderr, "step=400 ", time.Minute)
+	nodes := children(cmd.Process.Pid)
+	syscall.Kill(nodes[0], syscall.SIGKILL)
+	syscall.Kill(nodes[2], syscall.SIGKILL)
+	start := time.Now()
+	err := waitExit(t, cmd, time.Minute, stderr)
+	if err == nil {
+		t.Fatal("exit 0 without quorum")
+	}
+	if !strings.Contains(stderr.String(), "quorum lost") {
+		t.Fatalf("no quorum error:\n%s", stderr.String())
+	}
+	if el := time.Since(start); el < 2*time.Second {
+		t.Fatalf("gave up after %v, before rejoin_timeout", el)
+	}
+}

@@ -1,0 +1,191 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dmlrun/dmlrun/ring"
+)
+
+// ErrQuorumLost: too few nodes are left to train without risking a split
+// brain.
+var ErrQuorumLost = errors.New("quorum lost")
+
+// ringError marks a failure of the ring (a peer died, stalled or closed),
+// which the survivors recover from, as opposed to a fault of this node.
+type ringError struct{ err error }
+
+func (e ringError) Error() string { return e.err.Error() }
+func (e ringError) Unwrap() error { return e.err }
+
+func ringFailure(err error) error { return ringError{err} }
+
+func isRingFailure(err error) bool {
+	var r ringError
+	return errors.As(err, &r)
+}
+
+// recover re-forms the ring after a failed collective: θ is untouched by the
+// failed step, so the survivors agree on a new ring epoch, on the step to go
+// on from (a node behind receives θ and optimizer state from one ahead),
+// re-shard the rows, and return; the caller redoes the step. A ring needs
+// more than half of the last committed ring and at least cluster.min_nodes
+// members; with fewer, this node waits for nodes to come back for
+// cluster.rejoin_timeout, then fails with ErrQuorumLost.
+func (t *trainer) recover(ctx context.Context, cause error) error {
+	failed := time.Now()
+	old := t.w.members
+	t.comm.Close()
+	t.log.Warn("ring failed: re-forming", "cause", cause, "step", t.done)
+	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
+	var last error
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: no ring of more than half of the last %d nodes (and at least %d) formed within %v; last problem: %v",
+				ErrQuorumLost, t.w.committed, t.cfg.Cluster.MinNodes, t.cfg.Cluster.RejoinTimeout.Duration, last)
+		}
+		view := t.w.liveView(ctx)
+		if n := len(view); 2*n <= t.w.committed || n < t.cfg.Cluster.MinNodes {
+			last = fmt.Errorf("only %d of %d nodes reachable", n, t.w.committed)
+			t.w.mem.waitChange(ctx, 250*time.Millisecond)
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := t.w.formRing(actx, view, nextEpoch(t.w.epoch, view))
+		if err == nil {
+			t.comm = t.w.comm
+			err = t.resume(actx)
+			if err != nil {
+				t.comm.Close()
+			}
+		}
+		cancel()
+		if err != nil {
+			last = err
+			t.log.Debug("ring attempt failed", "attempt", attempt, "err", err)
+			t.w.mem.waitChange(ctx, 100*time.Millisecond)
+			continue
+		}
+		level := t.log.Debug
+		if t.comm.Rank() == 0 {
+			level = t.log.Info // once per recovery, by the new ring's rank 0
+		}
+		level("ring recovered", "lost", lost(old, view), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
+			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond))
+		return nil
+	}
+}
+
+// resume brings every member of the new ring to the same step and state,
+// and re-shards the rows.
+func (t *trainer) resume(ctx context.Context) error {
+	c := t.comm
+	v := []float64{float64(t.done), -float64(t.done)}
+	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+		return err
+	}
+	high, low := int(v[0]), int(-v[1])
+	if high != low {
+		// Ranks finish the allgather at different moments: some applied the
+		// last step, some did not. The lowest rank that did sends its state.
+		r := []float64{float64(c.Size())}
+		if t.done == high {
+			r[0] = float64(c.Rank())
+		}
+		if err := c.AllReduce(ctx, r, ring.Min); err != nil {
+			return err
+		}
+		st := t.opt.State()
+		buf := make([]float64, 0, len(t.theta)+len(st))
+		buf = append(append(buf, t.theta...), st...)
+		if err := c.Broadcast(ctx, int(r[0]), buf); err != nil {
+			return err
+		}
+		copy(t.theta, buf)
+		if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
+			return err
+		}
+		t.done = high
+	}
+	d, err := loadData(ctx, c, t.cfg, t.data)
+	if err != nil {
+		return err
+	}
+	t.data = d
+	t.log = t.w.log.With("rank", c.Rank())
+	t.evalNext = true // metrics.csv shows the new world size from here
+	if c.Rank() != 0 && t.metrics != nil {
+		t.metrics.Close()
+		t.metrics = nil
+	}
+	return t.openMetrics()
+}
+
+func lost(old, now []Member) string {
+	var out []string
+	for _, m := range old {
+		if !slices.ContainsFunc(now, func(x Member) bool { return x.Name == m.Name }) {
+			out = append(out, m.String())
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// nextEpoch names the ring of view after epoch prev: every node that forms
+// that ring from the same view computes the same id, and frames or
+// connections of any other ring are refused.
+func nextEpoch(prev uint32, view []Member) uint32 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%d|", prev)
+	for _, m := range view {
+		fmt.Fprintf(h, "%s|", m.Name)
+	}
+	e := h.Sum32()
+	if e == prev || e == 0 {
+		e++
+	}
+	return e
+}
+
+// liveView returns the gossip members (in ring order) whose data plane still
+// accepts connections. A killed process refuses at once, so the survivors do
+// not wait for gossip to declare it dead; a stopped or cut-off one does not
+// answer within the probe timeout.
+func (w *worker) liveView(ctx context.Context) []Member {
+	ms := w.mem.Members()
+	alive := make([]bool, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		if m.Name == w.mem.Name() {
+			alive[i] = true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Timeout: 300 * time.Millisecond}
+			if c, err := d.DialContext(ctx, "tcp", m.Data); err == nil {
+				c.Close()
+				alive[i] = true
+			}
+		}()
+	}
+	wg.Wait()
+	var out []Member
+	for i, m := range ms {
+		if alive[i] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
