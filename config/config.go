@@ -24,14 +24,21 @@ import (
 
 // Config is a whole train.yaml.
 type Config struct {
-	Name      string    `yaml:"name" json:"name"`
-	Seed      uint64    `yaml:"seed" json:"seed"`
-	Data      Data      `yaml:"data" json:"data"`
-	Model     Model     `yaml:"model" json:"model"`
-	Optimizer Optimizer `yaml:"optimizer" json:"optimizer"`
-	Training  Training  `yaml:"training" json:"training"`
-	Cluster   Cluster   `yaml:"cluster" json:"cluster"`
-	Output    Output    `yaml:"output" json:"-"` // where results go does not change the run
+	Name       string     `yaml:"name" json:"name"`
+	Seed       uint64     `yaml:"seed" json:"seed"`
+	Data       Data       `yaml:"data" json:"data"`
+	Model      Model      `yaml:"model" json:"model"`
+	Optimizer  Optimizer  `yaml:"optimizer" json:"optimizer"`
+	Training   Training   `yaml:"training" json:"training"`
+	Cluster    Cluster    `yaml:"cluster" json:"cluster"`
+	Output     Output     `yaml:"output" json:"-"` // where results go does not change the run
+	Checkpoint Checkpoint `yaml:"checkpoint" json:"-"`
+}
+
+// Checkpoint sets how often the state is saved for -resume.
+type Checkpoint struct {
+	Every int    `yaml:"every"` // steps between checkpoints; 0 = none
+	Dir   string `yaml:"dir"`   // default <output.dir>/checkpoint
 }
 
 // Data says where the rows come from.
@@ -212,6 +219,9 @@ func (c *Config) applyDefaults() {
 	if c.Output.Dir == "" {
 		c.Output.Dir = filepath.Join("runs", c.Name)
 	}
+	if c.Checkpoint.Dir == "" {
+		c.Checkpoint.Dir = filepath.Join(c.Output.Dir, "checkpoint")
+	}
 }
 
 func oneOf(v string, allowed ...string) bool {
@@ -318,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Timeout.Duration <= 0 || c.Cluster.StepTimeout.Duration <= 0 || c.Cluster.RejoinTimeout.Duration <= 0 {
 		bad("cluster.timeout/step_timeout/rejoin_timeout", "want positive durations")
+	}
+	if c.Checkpoint.Every < 0 {
+		bad("checkpoint.every", "%d is negative (0 means no checkpoints)", c.Checkpoint.Every)
 	}
 	if c.Cluster.MinNodes < 1 {
 		bad("cluster.min_nodes", "%d: want at least 1", c.Cluster.MinNodes)

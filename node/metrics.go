@@ -22,16 +22,24 @@ type metricsWriter struct {
 	w *bufio.Writer
 }
 
-func newMetricsWriter(dir string) (*metricsWriter, error) {
+// newMetricsWriter opens dir/metrics.csv: a new file, or, with appendTo, the
+// end of the existing one (a resumed run, or a new rank 0 after a failure).
+func newMetricsWriter(dir string, appendTo bool) (*metricsWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	f, err := os.Create(filepath.Join(dir, "metrics.csv"))
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if appendTo {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "metrics.csv"), flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "step,epoch,train_loss,test_loss,test_mse,test_r2,test_accuracy,world_size,elapsed_s")
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		fmt.Fprintln(w, "step,epoch,train_loss,test_loss,test_mse,test_r2,test_accuracy,world_size,elapsed_s")
+	}
 	return &metricsWriter{f: f, w: w}, nil
 }
 

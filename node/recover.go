@@ -128,7 +128,7 @@ func (t *trainer) resume(ctx context.Context) error {
 		t.metrics.Close()
 		t.metrics = nil
 	}
-	return t.openMetrics()
+	return t.openMetrics(true)
 }
 
 func lost(old, now []Member) string {

@@ -41,6 +41,8 @@ type Options struct {
 	// Cluster names the cluster (gossip label and handshake); "" = "dmlrun".
 	Cluster string
 	Logger  *slog.Logger
+	// Resume continues from the newest checkpoint (see config.Checkpoint).
+	Resume bool
 	// OnStart, when set, is called once the step loop starts (a launcher
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
@@ -121,7 +123,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart}
+	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
 	if err := w.formRing(wctx, members[:nodes], 0); err != nil {
 		return nil, err
 	}
@@ -144,6 +146,7 @@ type worker struct {
 	tcfg    transport.Config
 	mem     *Membership
 	onStart func()
+	resume  bool
 
 	epoch     uint32   // id of the current ring epoch
 	members   []Member // the current ring, in rank order

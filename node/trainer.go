@@ -81,19 +81,19 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	t.owned = make([]int, 0, min(t.batch, d.train.Len()))
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
-	if err := t.openMetrics(); err != nil {
+	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
 // openMetrics gives rank 0 (whichever node that is now) the metrics file.
-func (t *trainer) openMetrics() error {
+func (t *trainer) openMetrics(appendTo bool) error {
 	if t.comm.Rank() != 0 || t.metrics != nil {
 		return nil
 	}
 	var err error
-	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir)
+	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir, appendTo)
 	return err
 }
 
@@ -138,6 +138,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "params", P,
 		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
+	if t.w.resume {
+		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
+			return nil, err
+		}
+	}
 	if t.w.onStart != nil {
 		t.w.onStart()
 	}
@@ -147,6 +152,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			var err error
 			if loss, err = t.step(sc, t.done); err != nil {
 				return err
+			}
+			if k := t.cfg.Checkpoint.Every; k > 0 && t.done%k == 0 {
+				if err := t.saveCheckpoint(); err != nil {
+					return err
+				}
 			}
 			if t.done%digestEvery == 0 || t.done == t.steps {
 				if err := t.checkSameTheta(sc.reset(stepTimeout), t.done); err != nil {

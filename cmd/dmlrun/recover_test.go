@@ -124,3 +124,47 @@ func TestBelowQuorum(t *testing.T) {
 		t.Fatalf("gave up after %v, before rejoin_timeout", el)
 	}
 }
+
+// TestResumeBitwise: the whole cluster is killed after a checkpoint; -resume
+// with the same number of nodes ends bitwise equal to an uninterrupted run.
+func TestResumeBitwise(t *testing.T) {
+	dir := t.TempDir()
+	const body = `name: resume
+seed: 5
+data: {format: synthetic, normalize: true, synthetic: {task: multiclass, samples: 2001, features: 6, classes: 3, noise: 0.2}}
+model: {kind: softmax, l2: 0.001}
+optimizer: {kind: adam, lr: 0.01}
+training: {batch_size: 16, steps: 6000, eval_every: 500}
+checkpoint: {every: 250}
+`
+	ref, _ := trainNP(t, 3, jobConfig(t, dir, body))
+
+	cfg := jobConfig(t, dir, body)
+	cmd, _, stderr := startJob(t, 3, cfg)
+	waitForLog(t, stderr, "step=1500 ", time.Minute)
+	for _, pid := range children(cmd.Process.Pid) { // the whole cluster dies at once
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	out, errOut, err := dmlrun(t, 2*time.Minute, "-np", "3", "-resume", cfg)
+	if err != nil || !strings.Contains(errOut, "resumed from checkpoint") {
+		t.Fatalf("-resume: %v\n%s\n%s", err, out, errOut)
+	}
+	i := strings.Index(errOut, "resumed from checkpoint")
+	var at int
+	fmt.Sscanf(errOut[i:][strings.Index(errOut[i:], "step=")+5:], "%d", &at)
+	if at < 1500 || at >= 6000 {
+		t.Fatalf("resumed at step %d; the first run was killed after step 1500", at)
+	}
+	got := readModel(t, cfg)
+	if got.Steps != 6000 {
+		t.Fatalf("%d steps done", got.Steps)
+	}
+	for i := range got.Theta {
+		if got.Theta[i] != ref.Theta[i] {
+			t.Fatalf("θ[%d] = %v after -resume, %v uninterrupted: not bitwise equal", i, got.Theta[i], ref.Theta[i])
+		}
+	}
+}

@@ -32,7 +32,7 @@ type launchFlags struct {
 	ssh, remoteBin      string
 	port                int
 	iface               string
-	verbose             bool
+	verbose, resume     bool
 	config              string
 }
 
@@ -48,6 +48,7 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.IntVar(&f.port, "port", 7946, "gossip port of slot 0 on each host (slot i uses port+i; 0 = OS-chosen)")
 	fs.StringVar(&f.iface, "iface", "", "network interface the nodes bind to (default: the address in the hosts file, or all)")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
+	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -148,6 +149,9 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		if f.verbose {
 			args = append(args, "-v")
 		}
+		if f.resume {
+			args = append(args, "-resume")
+		}
 		args = append(append(args, extra...), cfgArg...)
 		label := s.Label()
 		if f.np > 0 {
@@ -169,6 +173,7 @@ type nodeFlags struct {
 	secretFile            string
 	launched, local       bool
 	verbose, stats        bool
+	resume                bool
 	config                string
 }
 
@@ -188,6 +193,7 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.launched, "launched", false, "internal: started by a dmlrun launcher, which talks on stdin/stdout")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
+	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -227,7 +233,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return err
 		}
 	}
-	o := node.Options{Config: cfg, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
+	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
 		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log}
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {

@@ -1,0 +1,103 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dmlrun/dmlrun/ring"
+)
+
+// checkpoint is what -resume needs to go on exactly where a run stopped:
+// θ, the optimizer's state and the step (which fixes the epoch and the
+// position in its permutation).
+type checkpoint struct {
+	RunDigest string    `json:"run_digest"`
+	Step      int       `json:"step"`
+	Theta     []float64 `json:"theta"`
+	OptState  []float64 `json:"optimizer_state"`
+	WorldSize int       `json:"world_size"`
+	Written   time.Time `json:"written"`
+}
+
+func (t *trainer) checkpointPath() string {
+	return filepath.Join(t.cfg.Checkpoint.Dir, "checkpoint.json")
+}
+
+// saveCheckpoint writes the state atomically (rank 0 only: every node holds
+// the same θ).
+func (t *trainer) saveCheckpoint() error {
+	if t.comm.Rank() != 0 {
+		return nil
+	}
+	b, err := json.Marshal(checkpoint{RunDigest: t.cfg.Digest(), Step: t.done, Theta: t.theta,
+		OptState: t.opt.State(), WorldSize: t.comm.Size(), Written: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(t.checkpointPath(), b); err != nil {
+		return fmt.Errorf("checkpoint at step %d: %w", t.done, err)
+	}
+	t.log.Debug("checkpoint saved", "step", t.done, "path", t.checkpointPath())
+	return nil
+}
+
+// resumeFromCheckpoint loads the newest checkpoint any node can read: each
+// node offers the step of its copy, and the lowest rank holding the newest
+// one broadcasts θ, the optimizer state and the step to all.
+func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
+	c := t.comm
+	var ck checkpoint
+	mine := -1.0
+	switch b, err := os.ReadFile(t.checkpointPath()); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("-resume: %w", err)
+	default:
+		if err := json.Unmarshal(b, &ck); err != nil {
+			return fmt.Errorf("-resume: %s: %w", t.checkpointPath(), err)
+		}
+		if ck.RunDigest != t.cfg.Digest() {
+			return fmt.Errorf("-resume: %s was written by another job configuration (run digest %.12s, this one %.12s)", t.checkpointPath(), ck.RunDigest, t.cfg.Digest())
+		}
+		if len(ck.Theta) != len(t.theta) || len(ck.OptState) != len(t.opt.State()) {
+			return fmt.Errorf("-resume: %s holds %d parameters, the model has %d", t.checkpointPath(), len(ck.Theta), len(t.theta))
+		}
+		mine = float64(ck.Step)
+	}
+	v := []float64{mine}
+	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+		return fmt.Errorf("-resume: %w", err)
+	}
+	if v[0] < 0 {
+		return fmt.Errorf("-resume: no node has a checkpoint (looked for %s)", t.checkpointPath())
+	}
+	root := []float64{float64(c.Size())}
+	if mine == v[0] {
+		root[0] = float64(c.Rank())
+	}
+	if err := c.AllReduce(ctx, root, ring.Min); err != nil {
+		return fmt.Errorf("-resume: %w", err)
+	}
+	st := t.opt.State()
+	buf := make([]float64, len(t.theta)+len(st))
+	if mine == v[0] {
+		copy(buf, ck.Theta)
+		copy(buf[len(t.theta):], ck.OptState)
+	}
+	if err := c.Broadcast(ctx, int(root[0]), buf); err != nil {
+		return fmt.Errorf("-resume: %w", err)
+	}
+	copy(t.theta, buf)
+	if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
+		return err
+	}
+	t.done = int(v[0])
+	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath())
+	return nil
+}
