@@ -46,6 +46,9 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	t.log.Warn("ring failed: re-forming", "cause", cause, "step", t.done)
 	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
 	var last error
+	// An attempt whose view is stale (a peer that just died still accepted
+	// the probe) fails at its deadline: start short, back off to 2 s.
+	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -60,8 +63,9 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			t.w.mem.waitChange(ctx, 250*time.Millisecond)
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := t.w.formRing(actx, view, nextEpoch(t.w.epoch, view))
+		actx, cancel := context.WithTimeout(ctx, wait)
+		wait = min(2*wait, 2*time.Second)
+		err := t.w.formRing(actx, view, epochOf(view))
 		if err == nil {
 			t.comm = t.w.comm
 			err = t.resume(actx)
@@ -141,20 +145,22 @@ func lost(old, now []Member) string {
 	return strings.Join(out, ", ")
 }
 
-// nextEpoch names the ring of view after epoch prev: every node that forms
-// that ring from the same view computes the same id, and frames or
-// connections of any other ring are refused.
-func nextEpoch(prev uint32, view []Member) uint32 {
+// epochOf names the ring of a view: every node that forms a ring from the
+// same view computes the same id, and connections and frames of any other
+// ring are refused. It depends on the view alone, never on a node's own
+// history: the last collective of a ring can complete on some nodes and fail
+// on others, and nodes that then disagreed on "the previous epoch" would
+// never meet again. (A ring re-formed from an identical view reuses the id;
+// its connections are new, and stale ones are discarded at accept.)
+func epochOf(view []Member) uint32 {
 	h := fnv.New32a()
-	fmt.Fprintf(h, "%d|", prev)
 	for _, m := range view {
 		fmt.Fprintf(h, "%s|", m.Name)
 	}
-	e := h.Sum32()
-	if e == prev || e == 0 {
-		e++
+	if e := h.Sum32(); e != 0 {
+		return e
 	}
-	return e
+	return 1 // 0 is the first ring's
 }
 
 // liveView returns the gossip members (in ring order) whose data plane still

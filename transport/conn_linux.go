@@ -101,6 +101,18 @@ func (c *Conn) shutdown() {
 	}
 }
 
+// peerClosed reports whether the peer has hung up (without waiting).
+func (c *Conn) peerClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+}
+
 func (c *Conn) startSend(h Header, payload []byte) {
 	h.Length = uint32(len(payload))
 	h.put(c.whdr[:])

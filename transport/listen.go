@@ -148,8 +148,13 @@ func (l *Listener) Accept(ctx context.Context, epoch uint32, from, to int) (*Con
 	}
 	if c, ok := l.ready[k]; ok {
 		delete(l.ready, k)
-		l.mu.Unlock()
-		return c, nil
+		if !c.peerClosed() {
+			l.mu.Unlock()
+			return c, nil
+		}
+		// A leftover of a failed attempt of the same ring: the dialer has
+		// hung up. Wait for its new connection.
+		c.Close()
 	}
 	ch := make(chan *Conn, 1)
 	l.waiting[k] = ch
