@@ -188,3 +188,17 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) 
 	}
 	return d, nil
 }
+
+// probeData learns the shape of the data (rows, features, task) without
+// reading any row: what a joiner needs before the ring sends it the rest.
+func probeData(cfg *config.Config) (*nodeData, error) {
+	trSrc, _, err := openSources(cfg)
+	if err != nil {
+		return nil, err
+	}
+	empty, err := trSrc.Read(func(int) bool { return false })
+	if err != nil {
+		return nil, err
+	}
+	return &nodeData{rows: trSrc.NumRows(), task: taskOf(cfg), features: empty.Features, train: empty}, nil
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -20,11 +21,12 @@ import (
 // Meta is what a node tells the cluster about itself, gossiped as msgpack
 // node metadata (memberlist allows 512 bytes).
 type Meta struct {
-	Data   string `msgpack:"a"` // data-plane address, host:port
-	Host   string `msgpack:"h"` // host name as the hosts file has it
-	Slot   int    `msgpack:"s"` // process slot on that host
-	Digest string `msgpack:"d"` // run digest: hash of the job configuration
-	Start  int64  `msgpack:"t"` // process start, unix nanoseconds: the oldest member is the lowest
+	Data   string `msgpack:"a"`            // data-plane address, host:port
+	Host   string `msgpack:"h"`            // host name as the hosts file has it
+	Slot   int    `msgpack:"s"`            // process slot on that host
+	Digest string `msgpack:"d"`            // run digest: hash of the job configuration
+	Start  int64  `msgpack:"t"`            // process start, unix nanoseconds: the oldest member is the lowest
+	State  string `msgpack:"st,omitempty"` // "training" once the node's step loop runs
 }
 
 // Member is one live node as this node sees it.
@@ -90,6 +92,7 @@ type Membership struct {
 	mu      sync.Mutex
 	refused map[string]string // node name -> why it was refused
 	changed chan struct{}     // closed and replaced on every change
+	gen     atomic.Uint64     // counts changes; cheap to poll every step
 }
 
 // ErrConfigMismatch: another node runs a different job configuration.
@@ -202,6 +205,23 @@ func (m *Membership) AdvertisedHost() string { return m.ml.LocalNode().Addr.Stri
 // gossips it.
 func (m *Membership) SetDataAddr(addr string) error {
 	m.self.Data = addr
+	return m.publish(true)
+}
+
+// SetTraining tells the cluster this node trains: a node that starts later
+// then joins the running ring instead of waiting for a fresh one.
+func (m *Membership) SetTraining() error {
+	m.self.State = "training"
+	return m.publish(false)
+}
+
+// Generation changes whenever the membership does.
+func (m *Membership) Generation() uint64 { return m.gen.Load() }
+
+// publish gossips this node's metadata. With wait it returns once the
+// update went out (or after a second); without, it does not wait: the
+// update spreads by gossip and by the periodic full-state exchange.
+func (m *Membership) publish(wait bool) error {
 	b, err := msgpack.Marshal(m.self)
 	if err != nil {
 		return err
@@ -209,6 +229,10 @@ func (m *Membership) SetDataAddr(addr string) error {
 	m.del.mu.Lock()
 	m.del.meta = b
 	m.del.mu.Unlock()
+	if !wait {
+		go func() { _ = m.ml.UpdateNode(5 * time.Second) }()
+		return nil
+	}
 	return m.ml.UpdateNode(time.Second)
 }
 
@@ -225,7 +249,7 @@ func (m *Membership) Members() []Member {
 			continue
 		}
 		var meta Meta
-		if msgpack.Unmarshal(n.Meta, &meta) != nil || meta.Digest != m.self.Digest {
+		if msgpack.Unmarshal(n.Meta, &meta) != nil || meta.Digest != m.self.Digest || meta.Data == "" {
 			continue
 		}
 		out = append(out, Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta})
@@ -298,6 +322,7 @@ func (m *Membership) Leave(timeout time.Duration) {
 }
 
 func (m *Membership) notify() {
+	m.gen.Add(1)
 	m.mu.Lock()
 	close(m.changed)
 	m.changed = make(chan struct{})

@@ -43,7 +43,11 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	failed := time.Now()
 	old := t.w.members
 	t.comm.Close()
-	t.log.Warn("ring failed: re-forming", "cause", cause, "step", t.done)
+	if errors.Is(cause, errNewMember) {
+		t.log.Debug("a node joined: re-forming the ring", "step", t.done)
+	} else {
+		t.log.Warn("ring failed: re-forming", "cause", cause, "step", t.done)
+	}
 	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
 	var last error
 	// An attempt whose view is stale (a peer that just died still accepted
@@ -84,14 +88,21 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if t.comm.Rank() == 0 {
 			level = t.log.Info // once per recovery, by the new ring's rank 0
 		}
-		level("ring recovered", "lost", lost(old, view), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
+		msg := "ring recovered"
+		if errors.Is(cause, errNewMember) {
+			msg = "ring re-formed"
+		}
+		level(msg, "lost", lost(old, view), "joined", lost(view, old), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
 			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond))
 		return nil
 	}
 }
 
 // resume brings every member of the new ring to the same step and state,
-// and re-shards the rows.
+// and re-shards the rows. A node behind (it missed the last step, or it just
+// joined and has nothing) receives from the lowest rank that is furthest
+// ahead: first the data's shape and standardization, then θ, the optimizer
+// state and the step.
 func (t *trainer) resume(ctx context.Context) error {
 	c := t.comm
 	v := []float64{float64(t.done), -float64(t.done)}
@@ -99,9 +110,10 @@ func (t *trainer) resume(ctx context.Context) error {
 		return err
 	}
 	high, low := int(v[0]), int(-v[1])
+	if high < 0 {
+		return errors.New("no member of the ring has any state")
+	}
 	if high != low {
-		// Ranks finish the allgather at different moments: some applied the
-		// last step, some did not. The lowest rank that did sends its state.
 		r := []float64{float64(c.Size())}
 		if t.done == high {
 			r[0] = float64(c.Rank())
@@ -109,10 +121,19 @@ func (t *trainer) resume(ctx context.Context) error {
 		if err := c.AllReduce(ctx, r, ring.Min); err != nil {
 			return err
 		}
+		root := int(r[0])
+		if err := t.shareDataShape(ctx, root); err != nil {
+			return err
+		}
+		if t.model == nil { // a joiner: now it knows enough to build the model
+			if err := t.build(); err != nil {
+				return err
+			}
+		}
 		st := t.opt.State()
 		buf := make([]float64, 0, len(t.theta)+len(st))
 		buf = append(append(buf, t.theta...), st...)
-		if err := c.Broadcast(ctx, int(r[0]), buf); err != nil {
+		if err := c.Broadcast(ctx, root, buf); err != nil {
 			return err
 		}
 		copy(t.theta, buf)
@@ -133,6 +154,29 @@ func (t *trainer) resume(ctx context.Context) error {
 		t.metrics = nil
 	}
 	return t.openMetrics(true)
+}
+
+// shareDataShape broadcasts from root what every node must agree on about
+// the data: the number of classes and the standardization statistics.
+func (t *trainer) shareDataShape(ctx context.Context, root int) error {
+	f := t.data.features
+	buf := make([]float64, 2+2*f)
+	if t.comm.Rank() == root {
+		buf[0] = float64(t.data.classes)
+		if t.data.mean != nil {
+			buf[1] = 1
+			copy(buf[2:], t.data.mean)
+			copy(buf[2+f:], t.data.std)
+		}
+	}
+	if err := t.comm.Broadcast(ctx, root, buf); err != nil {
+		return err
+	}
+	t.data.classes = int(buf[0])
+	if buf[1] == 1 {
+		t.data.mean, t.data.std = buf[2:2+f], buf[2+f:]
+	}
+	return nil
 }
 
 func lost(old, now []Member) string {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -92,6 +93,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		base = DefaultLocalConfig()
 	}
 	host := o.Host
+	if host == "" { // by hand: name the host by its bind address, or its host name
+		if ip := net.ParseIP(bindHost); ip != nil && !ip.IsUnspecified() {
+			host = bindHost
+		} else if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
 	mem, err := StartMembership(MemberConfig{Bind: o.Bind, Advertise: o.Advertise, Cluster: cluster, Secret: o.Secret, Base: base, Logger: log,
 		Meta: Meta{Host: host, Slot: o.Slot, Digest: digest, Start: time.Now().UnixNano()}})
 	if err != nil {
@@ -99,9 +107,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer mem.Leave(time.Second)
 	advHost := mem.AdvertisedHost()
-	if host == "" {
-		mem.self.Host = advHost
-	}
 	if err := mem.SetDataAddr(net.JoinHostPort(advHost, dataPort)); err != nil {
 		return nil, err
 	}
@@ -119,15 +124,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := mem.Join(wctx, join); err != nil {
 		return nil, err
 	}
+	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
+	defer func() {
+		if w.comm != nil {
+			w.comm.Close()
+		}
+	}()
+	if running := w.runningRing(wctx); running {
+		return w.join(ctx, wctx)
+	}
 	members, err := mem.WaitFor(wctx, nodes)
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
+	if w.runningRing(wctx) { // the cluster started training meanwhile
+		return w.join(ctx, wctx)
+	}
 	if err := w.formRing(wctx, members[:nodes], 0); err != nil {
 		return nil, err
 	}
-	defer func() { w.comm.Close() }()
 	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members))
 
 	t, err := newTrainer(ctx, w)
@@ -135,6 +150,48 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	return t.run(ctx)
+}
+
+// runningRing reports whether gossip shows members already training.
+func (w *worker) runningRing(ctx context.Context) bool {
+	for _, m := range w.mem.Members() {
+		if m.State == "training" && m.Name != w.mem.Name() {
+			return true
+		}
+	}
+	return false
+}
+
+// join enters a ring that is already training: the members notice this node
+// in gossip, finish their step and re-form the ring with it; this node keeps
+// trying to form that ring until then, receives θ, the optimizer state and
+// the step, and trains on.
+func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
+	w.log.Info("the cluster is training: joining the running ring")
+	wait := 250 * time.Millisecond
+	for {
+		view := w.liveView(wctx)
+		actx, cancel := context.WithTimeout(wctx, wait)
+		err := w.formRing(actx, view, epochOf(view))
+		if err == nil {
+			var t *trainer
+			if t, err = newJoiner(w); err == nil {
+				if err = t.resume(actx); err == nil {
+					cancel()
+					w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done)
+					return t.run(ctx)
+				}
+			}
+			w.comm.Close()
+			w.comm = nil
+		}
+		cancel()
+		if wctx.Err() != nil {
+			return nil, fmt.Errorf("joining the running ring: %w (last attempt: %v)", wctx.Err(), err)
+		}
+		w.mem.waitChange(wctx, 100*time.Millisecond)
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // worker is one node's place in the cluster: its gossip view, its data-plane

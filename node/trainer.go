@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -16,6 +18,9 @@ import (
 
 // digestEvery is how often (in steps) the nodes compare a digest of θ.
 const digestEvery = 50
+
+// errNewMember is the "failure" that grows the ring: a node joined.
+var errNewMember = errors.New("a node joined: growing the ring")
 
 // trainer runs the step loop of one node, following the global-batch
 // semantics of DESIGN.md: step k of epoch e uses rows P_e[kB:(k+1)B] of a
@@ -40,33 +45,75 @@ type trainer struct {
 	owned                  []int // this node's rows of the current batch (local indices)
 	metrics                *metricsWriter
 	stats                  *StepStats
-	done                   int  // steps applied to θ
+	done                   int  // steps applied to θ (-1: a joiner without state yet)
 	evalNext               bool // evaluate after the next step (the ring changed)
+	reformNext             bool // a node saw a new member: grow the ring after this step
+	seenGen                uint64
+}
+
+// wantsReform reports whether gossip shows a live member of this job that is
+// not in the ring (a joiner, or a node back from a failure). It looks at the
+// member list only when the membership changed, so a step allocates nothing.
+func (t *trainer) wantsReform() bool {
+	mem := t.w.mem
+	if mem == nil || mem.Generation() == t.seenGen {
+		return false
+	}
+	t.seenGen = mem.Generation()
+	for _, m := range mem.Members() {
+		if !slices.ContainsFunc(t.w.members, func(x Member) bool { return x.Name == m.Name }) {
+			return true
+		}
+	}
+	return false
 }
 
 func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
-	c, cfg := w.comm, w.cfg
-	sctx, cancel := context.WithTimeout(ctx, cfg.Cluster.Timeout.Duration)
+	sctx, cancel := context.WithTimeout(ctx, w.cfg.Cluster.Timeout.Duration)
 	defer cancel()
-	d, err := loadData(sctx, c, cfg, nil)
+	d, err := loadData(sctx, w.comm, w.cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	t := &trainer{w: w, comm: w.comm, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d}
+	if err := t.build(); err != nil {
+		return nil, err
+	}
+	if err := t.openMetrics(w.resume); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// newJoiner is the trainer of a node that joins a running ring: it has no
+// rows, model or state yet; resume brings all three from the ring.
+func newJoiner(w *worker) (*trainer, error) {
+	d, err := probeData(w.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &trainer{w: w, comm: w.comm, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d, done: -1}, nil
+}
+
+// build makes the model, the optimizer, θ and the schedule once the data's
+// shape (features, classes) is known.
+func (t *trainer) build() error {
+	cfg, d := t.cfg, t.data
 	spec := train.ModelSpec{Kind: cfg.Model.Kind, Hidden: cfg.Model.Hidden, Activation: cfg.Model.Activation, L2: cfg.Model.L2, Seed: cfg.Seed}
 	if spec.Kind == train.KindMLP {
 		spec.Output = d.task
 	}
 	m, err := train.NewModel(spec, d.features, d.classes)
 	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return fmt.Errorf("model: %w", err)
 	}
 	o := cfg.Optimizer
 	opt, err := train.NewOptimizer(train.OptimizerSpec{Kind: o.Kind, LR: o.LR, Momentum: o.Momentum, Beta1: o.Beta1, Beta2: o.Beta2, Epsilon: o.Epsilon}.WithDefaults(), m.NumParams())
 	if err != nil {
-		return nil, fmt.Errorf("optimizer: %w", err)
+		return fmt.Errorf("optimizer: %w", err)
 	}
-	t := &trainer{w: w, comm: c, cfg: cfg, log: w.log.With("rank", c.Rank()), data: d, model: m, opt: opt,
-		theta: make([]float64, m.NumParams()), v: make([]float64, m.NumParams()+2)}
+	t.model, t.opt = m, opt
+	t.theta, t.v = make([]float64, m.NumParams()), make([]float64, m.NumParams()+3)
 	m.Init(t.theta)
 	t.batch = cfg.Training.BatchSize
 	if t.batch <= 0 || t.batch > d.rows {
@@ -78,13 +125,10 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
 	}
-	t.owned = make([]int, 0, min(t.batch, d.train.Len()))
+	t.owned = make([]int, 0, t.batch)
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
-	if err := t.openMetrics(w.resume); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return nil
 }
 
 // openMetrics gives rank 0 (whichever node that is now) the metrics file.
@@ -110,6 +154,9 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	clear(t.v)
 	t.v[P] = t.model.LossGrad(t.theta, t.data.train, t.owned, t.v[:P])
 	t.v[P+1] = float64(len(t.owned))
+	if t.wantsReform() { // rides on the step's allreduce: every node learns it at the same step
+		t.v[P+2] = 1
+	}
 	t1 := time.Now()
 	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), t.v, ring.Sum); err != nil {
 		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
@@ -127,6 +174,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
 	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
 	t.done = step + 1
+	t.reformNext = t.v[P+2] > 0
 	t.stats.Samples += int64(count)
 	return loss, nil
 }
@@ -142,6 +190,12 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
 			return nil, err
 		}
+	}
+	if t.w.mem != nil {
+		if err := t.w.mem.SetTraining(); err != nil {
+			return nil, err
+		}
+		t.seenGen = t.w.mem.Generation()
 	}
 	if t.w.onStart != nil {
 		t.w.onStart()
@@ -169,6 +223,10 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			}
 			return nil
 		}()
+		if err == nil && t.reformNext {
+			t.reformNext = false
+			err = ringFailure(errNewMember)
+		}
 		if err == nil {
 			continue
 		}
