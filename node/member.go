@@ -90,6 +90,7 @@ type Membership struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
+	members map[string]Member // live members, kept from memberlist's events
 	refused map[string]string // node name -> why it was refused
 	changed chan struct{}     // closed and replaced on every change
 	gen     atomic.Uint64     // counts changes; cheap to poll every step
@@ -112,7 +113,7 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: shorten the host name", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{self: cfg.Meta, log: log, refused: map[string]string{}, changed: make(chan struct{})}
+	m := &Membership{self: cfg.Meta, log: log, members: map[string]Member{}, refused: map[string]string{}, changed: make(chan struct{})}
 	mc := cfg.Base
 	if mc == nil {
 		mc = DefaultLANConfig()
@@ -241,19 +242,15 @@ func (m *Membership) Name() string { return m.ml.LocalNode().Name }
 
 // Members returns the live members with valid metadata, in ring order:
 // sorted by (host, slot), so that processes of one host sit side by side,
-// then by name.
+// then by name. (It reads a copy kept from memberlist's events: the nodes
+// memberlist's own Members returns are updated in place as they are read.)
 func (m *Membership) Members() []Member {
-	var out []Member
-	for _, n := range m.ml.Members() {
-		if n.State != memberlist.StateAlive {
-			continue
-		}
-		var meta Meta
-		if msgpack.Unmarshal(n.Meta, &meta) != nil || meta.Digest != m.self.Digest || meta.Data == "" {
-			continue
-		}
-		out = append(out, Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta})
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.members))
+	for _, x := range m.members {
+		out = append(out, x)
 	}
+	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int {
 		if c := strings.Compare(a.Host, b.Host); c != 0 {
 			return c
@@ -264,6 +261,21 @@ func (m *Membership) Members() []Member {
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out
+}
+
+// track records a node's latest state from a memberlist event (which runs
+// under memberlist's lock, so reading the node here is safe).
+func (m *Membership) track(n *memberlist.Node, alive bool) {
+	var meta Meta
+	ok := alive && msgpack.Unmarshal(n.Meta, &meta) == nil && meta.Digest == m.self.Digest && meta.Data != ""
+	m.mu.Lock()
+	if ok {
+		m.members[n.Name] = Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta}
+	} else {
+		delete(m.members, n.Name)
+	}
+	m.mu.Unlock()
+	m.notify()
 }
 
 // WaitFor waits until n members (this one included) are alive. It fails at
@@ -346,9 +358,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
 type events struct{ m *Membership }
 
-func (e *events) NotifyJoin(*memberlist.Node)   { e.m.notify() }
-func (e *events) NotifyLeave(*memberlist.Node)  { e.m.notify() }
-func (e *events) NotifyUpdate(*memberlist.Node) { e.m.notify() }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.track(n, true) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.track(n, false) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.track(n, true) }
 
 // alive refuses peers that run another job: memberlist then ignores them.
 type alive struct{ m *Membership }

@@ -64,6 +64,10 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		view := t.w.liveView(ctx)
 		if n := len(view); 2*n <= t.w.committed || n < t.cfg.Cluster.MinNodes {
 			last = fmt.Errorf("only %d of %d nodes reachable", n, t.w.committed)
+			// This node may be the one cut off (stopped, partitioned): its
+			// gossip then thinks everyone else dead and talks to no one.
+			// Knock on the last ring's doors.
+			t.w.rejoin(ctx, old)
 			t.w.mem.waitChange(ctx, 250*time.Millisecond)
 			continue
 		}
@@ -238,4 +242,18 @@ func (w *worker) liveView(ctx context.Context) []Member {
 		}
 	}
 	return out
+}
+
+// rejoin asks the gossip of the given members to take this node back (it
+// refutes being dead); quick and best effort.
+func (w *worker) rejoin(ctx context.Context, ms []Member) {
+	var addrs []string
+	for _, m := range ms {
+		if m.Name != w.mem.Name() {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_ = w.mem.Join(jctx, addrs)
 }

@@ -168,3 +168,102 @@ checkpoint: {every: 250}
 		}
 	}
 }
+
+// startNode starts one hand-started `dmlrun node` (secret from the
+// environment) and returns it with its stderr.
+func startNode(t *testing.T, cfg string, slot int, join string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	args := []string{"node", "-local", "-bind", "127.0.0.1:0", "-slot", fmt.Sprint(slot)}
+	if join != "" {
+		args = append(args, "-join", join)
+	}
+	cmd := exec.Command(dmlrunBin, append(args, cfg)...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stderr
+}
+
+// thetaOf returns the θ digest a node logged when it finished.
+func thetaOf(t *testing.T, log *syncBuffer) string {
+	t.Helper()
+	s := log.String()
+	i := strings.Index(s, `"theta sha256"=`)
+	if i < 0 {
+		t.Fatalf("no final θ in the log:\n%s", s)
+	}
+	return strings.Fields(s[i+len(`"theta sha256"=`):])[0]
+}
+
+// TestNodeJoinsMidRun: three nodes train; a fourth started with -join
+// enters at a step boundary, receives θ and the optimizer state, and ends
+// with the same θ as the others, which equals the uninterrupted run's.
+func TestNodeJoinsMidRun(t *testing.T) {
+	t.Setenv("DMLRUN_SECRET", "join-test")
+	dir := t.TempDir()
+	body := fmt.Sprintf(recoverJob, 20000, 2000, "30s") + "cluster: {nodes: 3}\n"
+	body = strings.Replace(body, "cluster: {rejoin_timeout: 30s}\n", "", 1)
+	ref, _ := trainNP(t, 1, jobConfig(t, dir, body))
+	cfg := jobConfig(t, dir, body)
+	first, log0 := startNode(t, cfg, 0, "")
+	gossip := waitForLog(t, log0, "gossip=", 20*time.Second)
+	var nodes []*exec.Cmd
+	var logs []*syncBuffer
+	for slot := 1; slot <= 2; slot++ {
+		c, l := startNode(t, cfg, slot, gossip)
+		nodes, logs = append(nodes, c), append(logs, l)
+	}
+	waitForLog(t, log0, "step=2000 ", time.Minute)
+	joiner, logJ := startNode(t, cfg, 3, gossip)
+	nodes, logs = append(append([]*exec.Cmd{first}, nodes...), joiner), append(append([]*syncBuffer{log0}, logs...), logJ)
+	for i, c := range nodes {
+		if err := waitExit(t, c, 2*time.Minute, logs[i]); err != nil {
+			t.Fatalf("node %d: %v\n%s", i, err, logs[i].String())
+		}
+	}
+	if !strings.Contains(logJ.String(), "joined the ring") || !strings.Contains(log0.String(), "ring re-formed") {
+		t.Fatalf("no join in the logs:\n%s", logJ.String())
+	}
+	want := thetaOf(t, log0)
+	for i, l := range logs {
+		if got := thetaOf(t, l); got != want {
+			t.Fatalf("node %d ends with θ %s, node 0 with %s", i, got, want)
+		}
+	}
+	if d := relDiff(readModel(t, cfg).Theta, ref.Theta); d > 1e-9 {
+		t.Fatalf("θ differs from the uninterrupted run by %g", d)
+	}
+}
+
+// TestStoppedNodeEvictedAndBack: a node stopped (SIGSTOP) for longer than
+// the step timeout is evicted; the others go on; after SIGCONT it notices,
+// drops its stale state, rejoins, and the run ends with every node holding
+// the same θ.
+func TestStoppedNodeEvictedAndBack(t *testing.T) {
+	dir := t.TempDir()
+	// Long enough that the others are still training when it comes back.
+	body := strings.Replace(fmt.Sprintf(recoverJob, 200000, 5000, "30s"), "cluster: {rejoin_timeout: 30s}", "cluster: {rejoin_timeout: 30s, step_timeout: 1s}", 1)
+	cfg := jobConfig(t, dir, body)
+	cmd, stdout, stderr := startJob(t, 4, cfg)
+	waitForLog(t, stderr, "step=5000 ", time.Minute)
+	victim := children(cmd.Process.Pid)[2]
+	syscall.Kill(victim, syscall.SIGSTOP)
+	waitForLog(t, stderr, "ring recovered", 30*time.Second) // the others went on without it
+	time.Sleep(2 * time.Second)                              // stopped well past the step timeout and gossip's suspicion
+	syscall.Kill(victim, syscall.SIGCONT)
+	if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "all 4 nodes hold identical θ") {
+		t.Fatalf("the stopped node did not come back:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `joined="127.0.0.1-`) {
+		t.Fatalf("no re-formed ring took the stopped node back:\n%s", stderr.String())
+	}
+	if m := readModel(t, cfg); m.Steps != 200000 {
+		t.Fatalf("%d steps", m.Steps)
+	}
+}
