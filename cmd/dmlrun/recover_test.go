@@ -252,7 +252,7 @@ func TestStoppedNodeEvictedAndBack(t *testing.T) {
 	victim := children(cmd.Process.Pid)[2]
 	syscall.Kill(victim, syscall.SIGSTOP)
 	waitForLog(t, stderr, "ring recovered", 30*time.Second) // the others went on without it
-	time.Sleep(2 * time.Second)                              // stopped well past the step timeout and gossip's suspicion
+	time.Sleep(2 * time.Second)                             // stopped well past the step timeout and gossip's suspicion
 	syscall.Kill(victim, syscall.SIGCONT)
 	if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
