@@ -55,6 +55,13 @@ type JobResult struct {
 // the survivors. Cancelling ctx (Ctrl-C) forwards SIGINT to the nodes, then
 // stops them.
 func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.Writer) (*JobResult, error) {
+	return RunJobRestarting(ctx, specs, hellos, 0, out, log)
+}
+
+// RunJobRestarting is RunJob that restarts a node lost during training, up
+// to maxRestarts times per node (as torchrun does); a restarted node joins
+// the running ring.
+func RunJobRestarting(ctx context.Context, specs []Spec, hellos []NodeHello, maxRestarts int, out, log io.Writer) (*JobResult, error) {
 	g, err := Start(ctx, specs, log)
 	if err != nil {
 		return nil, err
@@ -72,6 +79,7 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 	exited, started := 0, 0
 	interrupted, training := false, false
 	var lostNodes []error
+	restarts := make([]int, n)
 	done := ctx.Done()
 	for exited < n {
 		var ev Event
@@ -87,6 +95,16 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 		if ev.Exited {
 			exited++
 			if ev.Err != nil && !interrupted && training && len(failures) == 0 {
+				if restarts[ev.Index] < maxRestarts && !allDone(reports) {
+					restarts[ev.Index]++
+					fmt.Fprintf(log, "dmlrun: lost %v; restarting it (%d of %d)\n", ExitError("node "+g.Label(ev.Index), ev.Err), restarts[ev.Index], maxRestarts)
+					if err := g.Restart(ev.Index); err == nil {
+						exited--
+						if err := g.Send(ev.Index, hellos[ev.Index]); err == nil {
+							continue
+						}
+					}
+				}
 				fmt.Fprintf(log, "dmlrun: lost %v; the others go on without it\n", ExitError("node "+g.Label(ev.Index), ev.Err))
 				lostNodes = append(lostNodes, ExitError("node "+g.Label(ev.Index), ev.Err))
 				continue
@@ -107,12 +125,19 @@ func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.W
 		if json.Unmarshal(ev.Line, &r) != nil {
 			continue
 		}
-		if r.Gossip != "" && gossip[ev.Index] == "" {
+		if r.Gossip != "" {
+			first := gossip[ev.Index] == ""
 			gossip[ev.Index] = r.Gossip
-			if started++; started == n {
+			switch {
+			case first && started+1 == n:
+				started++
 				for i := range specs {
 					_ = g.Send(i, JoinList{Join: gossip})
 				}
+			case first:
+				started++
+			case started == n: // a restarted node: it joins the running ring
+				_ = g.Send(ev.Index, JoinList{Join: gossip})
 			}
 		}
 		training = training || r.Started
@@ -166,4 +191,15 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// allDone reports whether some node already finished (then a lost node is
+// not worth restarting).
+func allDone(reports []*NodeReport) bool {
+	for _, r := range reports {
+		if r != nil {
+			return true
+		}
+	}
+	return false
 }

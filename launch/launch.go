@@ -55,6 +55,7 @@ type Group struct {
 
 	mu       sync.Mutex
 	exited   []bool
+	stopped  bool
 	stopOnce sync.Once
 }
 
@@ -62,36 +63,55 @@ type Group struct {
 // Ctrl-C at the terminal reaches only the launcher, which decides what to do.
 // log receives every child's standard error, prefixed with its label.
 func Start(ctx context.Context, specs []Spec, log io.Writer) (*Group, error) {
-	g := &Group{specs: specs, events: make(chan Event, 64*len(specs)+16), out: log, exited: make([]bool, len(specs))}
-	for i, s := range specs {
-		cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
-		cmd.Env = append(cmd.Environ(), s.Env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
+	g := &Group{specs: specs, events: make(chan Event, 64*len(specs)+16), out: log, exited: make([]bool, len(specs)),
+		cmds: make([]*exec.Cmd, len(specs)), stdins: make([]io.WriteCloser, len(specs))}
+	for i := range specs {
+		if err := g.start(i); err != nil {
 			g.Stop()
 			return nil, err
 		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			g.Stop()
-			return nil, err
-		}
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			g.Stop()
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			g.Stop()
-			return nil, fmt.Errorf("start %s: %w", s.Label, err)
-		}
-		g.cmds = append(g.cmds, cmd)
-		g.stdins = append(g.stdins, stdin)
-		g.wg.Add(1)
-		go g.watch(i, cmd, stdout, stderr)
 	}
 	return g, nil
+}
+
+// start starts (or restarts) child i.
+func (g *Group) start(i int) error {
+	s := g.specs[i]
+	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
+	cmd.Env = append(cmd.Environ(), s.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.Label, err)
+	}
+	g.mu.Lock()
+	g.cmds[i], g.stdins[i], g.exited[i] = cmd, stdin, false
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go g.watch(i, cmd, stdout, stderr)
+	return nil
+}
+
+// Restart starts child i again after it exited.
+func (g *Group) Restart(i int) error {
+	g.mu.Lock()
+	running := !g.exited[i]
+	g.mu.Unlock()
+	if running {
+		return fmt.Errorf("restart %s: still running", g.specs[i].Label)
+	}
+	return g.start(i)
 }
 
 // watch forwards one child's output and reports its exit.
@@ -135,7 +155,7 @@ func (g *Group) printf(i int, format string, args ...any) {
 }
 
 // Len is the number of children.
-func (g *Group) Len() int { return len(g.cmds) }
+func (g *Group) Len() int { return len(g.specs) }
 
 // Label is child i's label.
 func (g *Group) Label(i int) string { return g.specs[i].Label }
@@ -146,7 +166,10 @@ func (g *Group) Send(i int, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := g.stdins[i].Write(append(b, '\n')); err != nil {
+	g.mu.Lock()
+	w := g.stdins[i]
+	g.mu.Unlock()
+	if _, err := w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("send to %s: %w", g.specs[i].Label, err)
 	}
 	return nil
@@ -167,7 +190,7 @@ func (g *Group) Signal(sig syscall.Signal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, cmd := range g.cmds {
-		if !g.exited[i] && cmd.Process != nil {
+		if cmd != nil && !g.exited[i] && cmd.Process != nil {
 			_ = syscall.Kill(-cmd.Process.Pid, sig) // the child's whole process group
 		}
 	}
@@ -178,9 +201,14 @@ func (g *Group) Signal(sig syscall.Signal) {
 // for all of them. No child outlives Stop.
 func (g *Group) Stop() {
 	g.stopOnce.Do(func() {
+		g.mu.Lock()
+		g.stopped = true
 		for _, w := range g.stdins {
-			w.Close()
+			if w != nil {
+				w.Close()
+			}
 		}
+		g.mu.Unlock()
 		done := make(chan struct{})
 		go func() { g.wg.Wait(); close(done) }()
 		select {

@@ -267,3 +267,31 @@ func TestStoppedNodeEvictedAndBack(t *testing.T) {
 		t.Fatalf("%d steps", m.Steps)
 	}
 }
+
+// TestMaxRestarts: with -max-restarts 1 a killed node is started again,
+// joins the running ring, and the job ends with every node (the restarted
+// one too) holding the same θ.
+func TestMaxRestarts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, fmt.Sprintf(recoverJob, 100000, 5000, "30s"))
+	cmd := exec.Command(dmlrunBin, "-np", "3", "-max-restarts", "1", cfg)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitForLog(t, &stderr, "step=5000 ", time.Minute)
+	syscall.Kill(children(cmd.Process.Pid)[1], syscall.SIGKILL)
+	if err := waitExit(t, cmd, 2*time.Minute, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"restarting it (1 of 1)", "joined the ring"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Fatalf("no %q:\n%s", want, stderr.String())
+		}
+	}
+	if !strings.Contains(stdout.String(), "all 3 nodes hold identical θ") {
+		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
+	}
+}

@@ -33,6 +33,7 @@ type launchFlags struct {
 	port                int
 	iface               string
 	verbose, resume     bool
+	maxRestarts         int
 	config              string
 }
 
@@ -49,8 +50,12 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.StringVar(&f.iface, "iface", "", "network interface the nodes bind to (default: the address in the hosts file, or all)")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
+	fs.IntVar(&f.maxRestarts, "max-restarts", 0, "restart a node lost during training up to this many times (it rejoins the ring)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.maxRestarts < 0 {
+		return f, fmt.Errorf("-max-restarts %d is negative", f.maxRestarts)
 	}
 	switch fs.NArg() {
 	case 0:
@@ -160,7 +165,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		specs[i] = launch.Spec{Label: label, Argv: remote.Command(s.Host, args)}
 		hellos[i] = launch.NodeHello{Secret: secret, Host: s.Host.Name, Slot: s.Slot, Nodes: len(slots)}
 	}
-	res, err := launch.RunJob(ctx, specs, hellos, stdout, stderr)
+	res, err := launch.RunJobRestarting(ctx, specs, hellos, f.maxRestarts, stdout, stderr)
 	return res, cfg, err
 }
 
