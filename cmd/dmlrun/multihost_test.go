@@ -141,3 +141,51 @@ func TestMultihostUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestMultihostPartition: 5 hosts are cut into 3 and 2. The 3 hold a
+// majority of the last ring and go on; the 2 pause (no quorum). After the
+// cut heals, the 2 rejoin and all 5 finish with the same θ.
+func TestMultihostPartition(t *testing.T) {
+	b := testbed.New(t, 5, testbed.Options{SSH: true})
+	cfg := jobConfig(t, t.TempDir(), `name: partition
+seed: 4
+data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 3001, features: 8, noise: 0.4}}
+model: {kind: logistic}
+optimizer: {kind: adam, lr: 0.01}
+training: {batch_size: 32, steps: 150000, eval_every: 5000}
+cluster: {step_timeout: 1s, rejoin_timeout: 90s}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := b.Command(ctx, 0, dmlrunBin, "-hosts", b.HostsFile(nil), "-ssh", strings.Join(b.SSH, " "), cfg)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, &stderr, "step=5000 ", 2*time.Minute)
+	b.Partition([]int{0, 1, 2}, []int{3, 4})
+	waitForLog(t, &stderr, "ring recovered", time.Minute) // the majority goes on
+	majority := stderr.String()
+	time.Sleep(3 * time.Second) // the minority must not train meanwhile
+	b.Heal()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("no end:\n%s", stderr.String())
+	}
+	if !strings.Contains(majority, "consensus of 3 survivors") {
+		t.Fatalf("the majority did not go on as 3:\n%s", majority)
+	}
+	if strings.Contains(stderr.String(), "consensus of 2 survivors") {
+		t.Fatalf("the minority trained on its own:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "all 5 nodes hold identical θ") {
+		t.Fatalf("the 2 did not rejoin:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}
