@@ -79,6 +79,11 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	if err := t.build(); err != nil {
 		return nil, err
 	}
+	// No node starts training (and so none counts as lost later) before
+	// every node has read its rows: a node that cannot fails the start.
+	if err := w.comm.Barrier(sctx); err != nil {
+		return nil, fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err)
+	}
 	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
 	}
