@@ -131,7 +131,8 @@ func (l *Listener) deliver(k connKey, c *Conn) {
 }
 
 // Accept waits for the authenticated connection that rank from opens to rank
-// to in ring epoch epoch. Unclaimed connections of older epochs are closed.
+// to in ring epoch epoch. Unclaimed connections whose dialer hung up are
+// closed.
 func (l *Listener) Accept(ctx context.Context, epoch uint32, from, to int) (*Conn, error) {
 	k := connKey{epoch, from, to}
 	l.mu.Lock()
@@ -140,8 +141,8 @@ func (l *Listener) Accept(ctx context.Context, epoch uint32, from, to int) (*Con
 		return nil, net.ErrClosed
 	}
 	for ok, c := range l.ready {
-		if ok.epoch < epoch {
-			l.log.Info("data plane: dropping connection of an older ring epoch", "rank", ok.from, "epoch", ok.epoch, "now", epoch)
+		if ok.epoch != epoch && c.peerClosed() { // left over from a ring that did not form
+			l.log.Debug("data plane: dropping a stale connection", "rank", ok.from, "epoch", ok.epoch)
 			c.Close()
 			delete(l.ready, ok)
 		}
