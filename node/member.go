@@ -93,9 +93,56 @@ type Membership struct {
 
 	mu      sync.Mutex
 	members map[string]Member // live members, kept from memberlist's events
+	failed  map[string]failedMember
 	refused map[string]string // node name -> why it was refused
 	changed chan struct{}     // closed and replaced on every change
 	gen     atomic.Uint64     // counts changes; cheap to poll every step
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// failedMember is a member gossip declared dead (not one that left).
+type failedMember struct {
+	gossip string
+	since  time.Time
+}
+
+// Reconnect timing: how often to knock on failed members' doors, and for
+// how long after they failed.
+const (
+	reconnectEvery = time.Second
+	reconnectFor   = 3 * time.Minute
+)
+
+// reconnect periodically joins members that gossip declared dead, as Serf
+// does on top of memberlist: after a partition heals, each side still holds
+// the other dead, and neither talks to dead members by itself. A join
+// exchanges full state, each side learns it was declared dead and refutes,
+// and both come back alive.
+func (m *Membership) reconnect() {
+	defer m.wg.Done()
+	t := time.NewTicker(reconnectEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		var addrs []string
+		m.mu.Lock()
+		for name, f := range m.failed {
+			if time.Since(f.since) > reconnectFor {
+				delete(m.failed, name)
+				continue
+			}
+			addrs = append(addrs, f.gossip)
+		}
+		m.mu.Unlock()
+		if len(addrs) > 0 {
+			_, _ = m.ml.Join(addrs) // best effort; a still-cut node just fails
+		}
+	}
 }
 
 // ErrConfigMismatch: another node runs a different job configuration.
@@ -115,7 +162,8 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: shorten the host name", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{self: cfg.Meta, log: log, members: map[string]Member{}, refused: map[string]string{}, changed: make(chan struct{})}
+	m := &Membership{self: cfg.Meta, log: log, members: map[string]Member{}, failed: map[string]failedMember{},
+		refused: map[string]string{}, changed: make(chan struct{}), stop: make(chan struct{})}
 	mc := cfg.Base
 	if mc == nil {
 		mc = DefaultLANConfig()
@@ -152,6 +200,8 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	m.ml = ml
+	m.wg.Add(1)
+	go m.reconnect()
 	return m, nil
 }
 
@@ -270,10 +320,15 @@ func (m *Membership) Members() []Member {
 func (m *Membership) track(n *memberlist.Node, alive bool) {
 	var meta Meta
 	ok := alive && msgpack.Unmarshal(n.Meta, &meta) == nil && meta.Digest == m.self.Digest && meta.Data != ""
+	gossip := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 	m.mu.Lock()
 	if ok {
-		m.members[n.Name] = Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta}
+		m.members[n.Name] = Member{Name: n.Name, Gossip: gossip, Meta: meta}
+		delete(m.failed, n.Name)
 	} else {
+		if _, was := m.members[n.Name]; was && n.State == memberlist.StateDead {
+			m.failed[n.Name] = failedMember{gossip: gossip, since: time.Now()}
+		}
 		delete(m.members, n.Name)
 	}
 	m.mu.Unlock()
@@ -331,6 +386,8 @@ func (m *Membership) waitChange(ctx context.Context, d time.Duration) {
 // Leave tells the others this node is going (they notice in well under a
 // second) and stops gossip.
 func (m *Membership) Leave(timeout time.Duration) {
+	close(m.stop)
+	m.wg.Wait()
 	_ = m.ml.Leave(timeout)
 	_ = m.ml.Shutdown()
 }
