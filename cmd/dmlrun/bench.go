@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/dmlrun/dmlrun/bench"
-	"github.com/dmlrun/dmlrun/launch"
 )
 
 func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -78,15 +76,7 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	}
 	o.Remote.SSH = strings.Fields(*ssh)
 	var err error
-	switch {
-	case *hostsFile != "" && *hostList != "":
-		return o, "", errors.New("give -hosts or -H, not both")
-	case *hostsFile != "":
-		o.Hosts, err = launch.ParseHostfile(*hostsFile)
-	case *hostList != "":
-		o.Hosts, err = launch.ParseHostList(*hostList)
-	}
-	if err != nil {
+	if o.Hosts, err = parseHosts(*hostsFile, *hostList); err != nil {
 		return o, "", err
 	}
 	if fs.NArg() > 0 {

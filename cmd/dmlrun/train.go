@@ -57,12 +57,9 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	if f.maxRestarts < 0 {
 		return f, fmt.Errorf("-max-restarts %d is negative", f.maxRestarts)
 	}
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		f.config = fs.Arg(0)
-	default:
-		return f, fmt.Errorf("one train.yaml expected, got %q", fs.Args())
+	var err error
+	if f.config, err = configArg(fs); err != nil {
+		return f, err
 	}
 	given := 0
 	for _, set := range []bool{f.np != 0, f.hostsFile != "", f.hostList != ""} {
@@ -85,15 +82,34 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	return f, nil
 }
 
+// configArg returns the optional train.yaml argument ("" for the built-in
+// default job).
+func configArg(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() > 1 {
+		return "", fmt.Errorf("one train.yaml expected, got %q", fs.Args())
+	}
+	return fs.Arg(0), nil
+}
+
+// parseHosts reads the hosts of -hosts FILE or -H LIST (nil when neither).
+func parseHosts(file, list string) ([]launch.Host, error) {
+	switch {
+	case file != "" && list != "":
+		return nil, errors.New("give -hosts or -H, not both")
+	case file != "":
+		return launch.ParseHostfile(file)
+	case list != "":
+		return launch.ParseHostList(list)
+	}
+	return nil, nil
+}
+
 // hosts returns where the nodes run.
 func (f launchFlags) hosts() ([]launch.Host, error) {
-	switch {
-	case f.hostsFile != "":
-		return launch.ParseHostfile(f.hostsFile)
-	case f.hostList != "":
-		return launch.ParseHostList(f.hostList)
+	if f.np > 0 {
+		return []launch.Host{{Name: "127.0.0.1", Slots: f.np}}, nil
 	}
-	return []launch.Host{{Name: "127.0.0.1", Slots: f.np}}, nil
+	return parseHosts(f.hostsFile, f.hostList)
 }
 
 // launchCmd runs `dmlrun -np N | -hosts FILE | -H LIST [train.yaml]`.
@@ -205,12 +221,9 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	if *join != "" {
 		f.join = strings.Split(*join, ",")
 	}
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		f.config = fs.Arg(0)
-	default:
-		return f, fmt.Errorf("one train.yaml expected, got %q", fs.Args())
+	var err error
+	if f.config, err = configArg(fs); err != nil {
+		return f, err
 	}
 	if f.nodes < 0 || f.slot < 0 {
 		return f, errors.New("-nodes and -slot must not be negative")
