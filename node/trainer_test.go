@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -53,7 +54,7 @@ func TestStepLoopDoesNotAllocate(t *testing.T) {
 data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 5000, features: 20, noise: 0.5}}
 model: `+model+`
 optimizer: {kind: adam, lr: 0.01}
-training: {batch_size: 64, steps: 1000}
+training: {batch_size: 64, steps: 2000}
 `)
 		const warm, steps = 20, 200
 		start, done := make(chan int), make(chan error)
@@ -83,15 +84,28 @@ training: {batch_size: 64, steps: 1000}
 			}
 		}
 		run(0) // warm up: first epoch permutations, buffers, connections
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		run(warm + steps)
-		runtime.ReadMemStats(&after)
+		// MemStats counts the whole process: the runtime itself allocates
+		// now and then (a new thread when a rank sleeps in ppoll on a busy
+		// machine). An allocation per step shows in every window, runtime
+		// noise does not: pass on the first quiet window.
+		var counts []uint64
+		from := warm + steps
+		for range 5 {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			run(from)
+			runtime.ReadMemStats(&after)
+			from += steps
+			counts = append(counts, after.Mallocs-before.Mallocs)
+			if counts[len(counts)-1] <= 10 {
+				break
+			}
+		}
 		close(start)
 		wg.Wait()
-		if n := after.Mallocs - before.Mallocs; n > 10 { // a few from the runtime itself
-			t.Errorf("%s: %d allocations in %d steps on 2 ranks", model, n, steps)
+		if slices.Min(counts) > 10 {
+			t.Errorf("%s: allocations in windows of %d steps on 2 ranks: %v", model, steps, counts)
 		}
 	}
 }
