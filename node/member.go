@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"slices"
@@ -87,9 +88,15 @@ type MemberConfig struct {
 // Membership is this node's view of the cluster.
 type Membership struct {
 	ml   *memberlist.Memberlist
+	cfg  MemberConfig // as started, for Renew
+	name string
 	del  *delegate
 	self Meta
 	log  *slog.Logger
+	// heldDead is when (unix ns) a peer's full state last listed this node
+	// as dead: the others evicted it.
+	heldDead atomic.Int64
+	left     sync.Once
 
 	mu      sync.Mutex
 	members map[string]Member // live members, kept from memberlist's events
@@ -162,11 +169,11 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: shorten the host name", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{self: cfg.Meta, log: log, members: map[string]Member{}, failed: map[string]failedMember{},
+	m := &Membership{cfg: cfg, self: cfg.Meta, log: log, members: map[string]Member{}, failed: map[string]failedMember{},
 		refused: map[string]string{}, changed: make(chan struct{}), stop: make(chan struct{})}
-	mc := cfg.Base
-	if mc == nil {
-		mc = DefaultLANConfig()
+	mc := DefaultLANConfig()
+	if cfg.Base != nil {
+		*mc = *cfg.Base // a copy: the caller's preset is never changed, so Renew can start from it again
 	}
 	mc.Name = cfg.Name
 	if mc.Name == "" {
@@ -189,11 +196,13 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		key := sha256.Sum256(append([]byte("dmlrun gossip key\x00"), cfg.Secret...))
 		mc.SecretKey = key[:]
 	}
+	m.name = mc.Name
 	m.del = &delegate{meta: meta}
 	mc.Delegate = m.del
 	mc.Events = &events{m: m}
 	mc.Alive = &alive{m: m}
-	mc.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	mc.Merge = &merge{m: m}
+	mc.Logger = stdlog.New(&gossipLog{m: m, log: log}, "", 0)
 	mc.LogOutput = nil
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -384,12 +393,58 @@ func (m *Membership) waitChange(ctx context.Context, d time.Duration) {
 }
 
 // Leave tells the others this node is going (they notice in well under a
-// second) and stops gossip.
+// second) and stops gossip. Calls after the first do nothing.
 func (m *Membership) Leave(timeout time.Duration) {
-	close(m.stop)
-	m.wg.Wait()
-	_ = m.ml.Leave(timeout)
-	_ = m.ml.Shutdown()
+	m.left.Do(func() {
+		close(m.stop)
+		m.wg.Wait()
+		_ = m.ml.Leave(timeout)
+		_ = m.ml.Shutdown()
+	})
+}
+
+// HeldDeadSince reports whether, after t, a peer's full state (exchanged on
+// every join and push/pull) listed this node as dead: the others evicted it
+// (it was stopped, or cut off, past gossip's timeouts). memberlist would
+// refute that in time, but a dead name is not always revived promptly; a
+// node that is not in a working ring should Renew instead.
+func (m *Membership) HeldDeadSince(t time.Time) bool {
+	return m.heldDead.Load() > t.UnixNano()
+}
+
+// Renew leaves the cluster under this node's name and comes back as a new
+// member: a fresh name, the same gossip address (when it is still free) and
+// metadata, joining the nodes at join. The others see the new name as alive
+// at once, where a name they hold dead can take many seconds to revive. m is
+// unusable afterwards; use the returned Membership.
+func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, error) {
+	cfg := m.cfg
+	cfg.Name = "" // a fresh one
+	cfg.Meta = m.self
+	host, port, err := splitHostPort(cfg.Bind, 7946)
+	if err != nil {
+		return nil, err
+	}
+	if port == 0 { // keep the port the OS chose, where others look for us
+		port = int(m.ml.LocalNode().Port)
+	}
+	m.Leave(500 * time.Millisecond)
+	cfg.Bind = net.JoinHostPort(host, strconv.Itoa(port))
+	n, err := StartMembership(cfg)
+	if err != nil { // the port is not free yet (or taken): any port will do, we join the others ourselves
+		cfg.Bind = net.JoinHostPort(host, "0")
+		if cfg.Advertise != "" {
+			ah, _, _ := splitHostPort(cfg.Advertise, 0)
+			cfg.Advertise = ah
+		}
+		if n, err = StartMembership(cfg); err != nil {
+			return nil, fmt.Errorf("rejoin the cluster under a new name: %w", err)
+		}
+	}
+	if err := n.Join(ctx, join); err != nil {
+		n.log.Debug("rejoin: no member answered yet", "err", err) // the caller keeps knocking
+	}
+	return n, nil
 }
 
 func (m *Membership) notify() {
@@ -420,6 +475,38 @@ type events struct{ m *Membership }
 func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.track(n, true) }
 func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.track(n, false) }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.track(n, true) }
+
+// gossipLog passes memberlist's log lines to slog at debug level, and
+// notices the one event memberlist has no callback for: a peer gossiped
+// that this node is dead (memberlist refutes it, but the name may take long
+// to revive everywhere). The other way to learn it, a peer's full state,
+// comes through merge.
+type gossipLog struct {
+	m   *Membership
+	log *slog.Logger
+}
+
+func (g *gossipLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	if strings.Contains(line, "Refuting a dead message") {
+		g.m.heldDead.Store(time.Now().UnixNano())
+	}
+	g.log.Debug(line)
+	return len(p), nil
+}
+
+// merge watches the full states that peers send on join and push/pull for
+// one that holds this node dead.
+type merge struct{ m *Membership }
+
+func (g *merge) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if p.Name == g.m.name && p.State == memberlist.StateDead {
+			g.m.heldDead.Store(time.Now().UnixNano())
+		}
+	}
+	return nil
+}
 
 // alive refuses peers that run another job: memberlist then ignores them.
 type alive struct{ m *Membership }

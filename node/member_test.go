@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func startMember(t *testing.T, host string, slot int, digest string) *Membership {
@@ -73,5 +75,83 @@ func TestWaitForTimeoutListsMembers(t *testing.T) {
 	_, err := a.WaitFor(ctx, 3)
 	if err == nil || !strings.Contains(err.Error(), "only 1 joined") || !strings.Contains(err.Error(), "2 missing") || !strings.Contains(err.Error(), "host h slot 0") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestHeldDead: a peer's full state that lists this node as dead, or
+// memberlist refuting a gossiped death, tells the node it was evicted;
+// nothing else does.
+func TestHeldDead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hear func(m *Membership)
+		want bool
+	}{
+		{"peer state holds us dead", func(m *Membership) {
+			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: "other"}, {Name: m.Name(), State: memberlist.StateDead}})
+		}, true},
+		{"peer state holds us alive", func(m *Membership) {
+			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: m.Name(), State: memberlist.StateAlive}})
+		}, false},
+		{"peer state holds another dead", func(m *Membership) {
+			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: "other", State: memberlist.StateDead}})
+		}, false},
+		{"memberlist refutes our death", func(m *Membership) {
+			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[WARN] memberlist: Refuting a dead message (from: x)\n")
+		}, true},
+		{"memberlist refutes a suspicion", func(m *Membership) {
+			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[WARN] memberlist: Refuting a suspect message (from: x)\n")
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := startMember(t, "h", 0, "d")
+			before := time.Now()
+			tc.hear(m)
+			if got := m.HeldDeadSince(before); got != tc.want {
+				t.Fatalf("HeldDeadSince = %v, want %v", got, tc.want)
+			}
+			if m.HeldDeadSince(time.Now()) {
+				t.Fatal("evidence from before t counted as after it")
+			}
+		})
+	}
+}
+
+// TestRenewComesBackUnderANewName: after Renew the others see the node
+// under a fresh name on the same gossip address, and the old name is gone.
+func TestRenewComesBackUnderANewName(t *testing.T) {
+	a, b := startMember(t, "h", 0, "d"), startMember(t, "h", 1, "d")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Join(ctx, []string{b.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitFor(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	oldName, oldAddr := a.Name(), a.Addr()
+	a2, err := a.Renew(ctx, []string{b.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Leave(time.Second) })
+	if a2.Name() == oldName || a2.Addr() != oldAddr {
+		t.Fatalf("renewed as %s at %s; was %s at %s: want a new name at the same address", a2.Name(), a2.Addr(), oldName, oldAddr)
+	}
+	for {
+		names := map[string]bool{}
+		for _, x := range b.Members() {
+			names[x.Name] = true
+		}
+		if names[a2.Name()] && !names[oldName] && len(names) == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("b sees %v; want %s and itself, not %s", names, a2.Name(), oldName)
+		}
+		b.waitChange(ctx, 100*time.Millisecond)
+	}
+	if _, err := a2.WaitFor(ctx, 2); err != nil {
+		t.Fatal(err)
 	}
 }

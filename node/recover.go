@@ -41,6 +41,9 @@ func isRingFailure(err error) bool {
 // cluster.rejoin_timeout, then fails with ErrQuorumLost.
 func (t *trainer) recover(ctx context.Context, cause error) error {
 	failed := time.Now()
+	if t.failedAt.IsZero() { // a recovery cut short by another failure counts from the first
+		t.failedAt = failed
+	}
 	old := t.w.members
 	t.comm.Close()
 	if errors.Is(cause, errNewMember) {
@@ -56,6 +59,14 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if time.Since(failed) > renewAfter && t.w.mem.HeldDeadSince(t.lastStep) {
+			// The others evicted this node (it was stopped or cut off) and
+			// train on without it: come back as a new member. Its θ and
+			// step are stale; resume replaces them with the ring's.
+			t.w.renew(ctx, old)
+			t.log = t.w.log.With("rank", t.comm.Rank())
+			t.seenGen = 0
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: no ring of more than half of the last %d nodes (and at least %d) formed within %v; last problem: %v",
@@ -242,6 +253,34 @@ func (w *worker) liveView(ctx context.Context) []Member {
 		}
 	}
 	return out
+}
+
+// renewAfter is how long a recovery must have failed before an evicted
+// node renews its identity. A recovery takes milliseconds; a node that gossip
+// wrongly held dead for a moment (a loaded machine) refutes that by itself,
+// and renewing at once would make every such hiccup a change of the ring.
+const renewAfter = 2 * time.Second
+
+// renew leaves the cluster under this node's gossip name, which the others
+// hold dead, and joins the members of ring again under a fresh one.
+func (w *worker) renew(ctx context.Context, ring []Member) {
+	old := w.mem.Name()
+	var addrs []string
+	for _, m := range ring {
+		if m.Name != old {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	mem, err := w.mem.Renew(jctx, addrs)
+	if err != nil {
+		w.log.Error("evicted by the others, and cannot rejoin under a new name", "err", err)
+		return
+	}
+	w.mem = mem
+	w.log = w.baseLog.With("node", mem.Name())
+	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old)
 }
 
 // rejoin asks the gossip of the given members to take this node back (it

@@ -105,7 +105,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer mem.Leave(time.Second)
+	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
+	defer func() { w.mem.Leave(time.Second) }() // the current membership: Renew may have replaced the first
 	advHost := mem.AdvertisedHost()
 	if err := mem.SetDataAddr(net.JoinHostPort(advHost, dataPort)); err != nil {
 		return nil, err
@@ -124,7 +125,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := mem.Join(wctx, join); err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, log: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
+	w.log = log
 	defer func() {
 		if w.comm != nil {
 			w.comm.Close()
@@ -199,6 +200,7 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 type worker struct {
 	cfg     *config.Config
 	log     *slog.Logger // with this node's name
+	baseLog *slog.Logger // without it (the name changes on renew)
 	ln      *transport.Listener
 	tcfg    transport.Config
 	mem     *Membership

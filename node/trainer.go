@@ -49,6 +49,8 @@ type trainer struct {
 	evalNext               bool // evaluate after the next step (the ring changed)
 	reformNext             bool // a node saw a new member: grow the ring after this step
 	seenGen                uint64
+	lastStep               time.Time // when the last collective completed
+	failedAt               time.Time // when the ring last failed, until the new ring completes a step
 }
 
 // wantsReform reports whether gossip shows a live member of this job that is
@@ -167,6 +169,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
 	}
 	t2 := time.Now()
+	t.lastStep = t2
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
 	count := t.v[P+1]
 	if count == 0 {
@@ -212,6 +215,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			if loss, err = t.step(sc, t.done); err != nil {
 				return err
 			}
+			if !t.failedAt.IsZero() {
+				t.firstStepAfterRecovery()
+			}
 			if k := t.cfg.Checkpoint.Every; k > 0 && t.done%k == 0 {
 				if err := t.saveCheckpoint(); err != nil {
 					return err
@@ -255,6 +261,16 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// firstStepAfterRecovery reports, once per recovery, how long training
+// stood still: from the failure to the first step the new ring completed.
+func (t *trainer) firstStepAfterRecovery() {
+	if t.comm.Rank() == 0 {
+		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm.Size(),
+			"paused", time.Since(t.failedAt).Round(time.Millisecond))
+	}
+	t.failedAt = time.Time{}
 }
 
 // evaluate computes the held-out (or, without one, training) metrics summed

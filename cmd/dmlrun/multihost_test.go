@@ -146,7 +146,6 @@ func TestMultihostUnreachable(t *testing.T) {
 // majority of the last ring and go on; the 2 pause (no quorum). After the
 // cut heals, the 2 rejoin and all 5 finish with the same θ.
 func TestMultihostPartition(t *testing.T) {
-	requireRejoinTests(t)
 	b := testbed.New(t, 5, testbed.Options{SSH: true})
 	cfg := jobConfig(t, t.TempDir(), `name: partition
 seed: 4

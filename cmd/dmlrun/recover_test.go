@@ -244,7 +244,6 @@ func TestNodeJoinsMidRun(t *testing.T) {
 // drops its stale state, rejoins, and the run ends with every node holding
 // the same θ.
 func TestStoppedNodeEvictedAndBack(t *testing.T) {
-	requireRejoinTests(t)
 	dir := t.TempDir()
 	// Long enough that the others are still training when it comes back.
 	body := strings.Replace(fmt.Sprintf(recoverJob, 200000, 5000, "30s"), "cluster: {rejoin_timeout: 30s}", "cluster: {rejoin_timeout: 30s, step_timeout: 1s}", 1)
@@ -295,19 +294,5 @@ func TestMaxRestarts(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "all 3 nodes hold identical θ") {
 		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
-	}
-}
-
-// requireRejoinTests skips the tests in which a node that gossip declared
-// dead must come back (eviction after SIGSTOP, a healed partition) unless
-// DMLRUN_REJOIN_TESTS=1 (make test-rejoin). They pass alone but fail about
-// one run in four under load: the node returns under its old gossip name,
-// and memberlist revives a dead name only through incarnation refutation,
-// which does not always happen within the rejoin timeout. The fix is for an
-// evicted node to rejoin under a fresh identity (issue 5, open).
-func requireRejoinTests(t *testing.T) {
-	t.Helper()
-	if os.Getenv("DMLRUN_REJOIN_TESTS") != "1" {
-		t.Skip("skipping: rejoin after eviction is not yet reliable under load; run with DMLRUN_REJOIN_TESTS=1 (make test-rejoin)")
 	}
 }
