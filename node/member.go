@@ -93,10 +93,10 @@ type Membership struct {
 	del  *delegate
 	self Meta
 	log  *slog.Logger
-	// heldDead is when (unix ns) a peer's full state last listed this node
-	// as dead: the others evicted it.
-	heldDead atomic.Int64
-	left     sync.Once
+	// doubted is when (unix ns) a peer last suspected this node of being
+	// dead or declared it dead.
+	doubted atomic.Int64
+	left    sync.Once
 
 	mu      sync.Mutex
 	members map[string]Member // live members, kept from memberlist's events
@@ -403,13 +403,15 @@ func (m *Membership) Leave(timeout time.Duration) {
 	})
 }
 
-// HeldDeadSince reports whether, after t, a peer's full state (exchanged on
-// every join and push/pull) listed this node as dead: the others evicted it
-// (it was stopped, or cut off, past gossip's timeouts). memberlist would
-// refute that in time, but a dead name is not always revived promptly; a
-// node that is not in a working ring should Renew instead.
-func (m *Membership) HeldDeadSince(t time.Time) bool {
-	return m.heldDead.Load() > t.UnixNano()
+// DoubtedSince reports whether, after t, a peer suspected this node of
+// being dead or declared it dead: it heard so in a peer's full state
+// (exchanged on every join and push/pull), or memberlist refuted such a
+// message. A node that was stopped or cut off past gossip's timeouts hears it
+// when it is back. memberlist refutes it, but the refutation does not always
+// reach every member promptly, and members that disagree on who is alive
+// form no ring: a node that is not in a working ring should Renew instead.
+func (m *Membership) DoubtedSince(t time.Time) bool {
+	return m.doubted.Load() > t.UnixNano()
 }
 
 // Renew leaves the cluster under this node's name and comes back as a new
@@ -478,9 +480,9 @@ func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.track(n, true) }
 
 // gossipLog passes memberlist's log lines to slog at debug level, and
 // notices the one event memberlist has no callback for: a peer gossiped
-// that this node is dead (memberlist refutes it, but the name may take long
-// to revive everywhere). The other way to learn it, a peer's full state,
-// comes through merge.
+// that this node is suspect or dead (memberlist refutes it, but the
+// refutation may take long to reach everyone). The other way to learn it, a
+// peer's full state, comes through merge.
 type gossipLog struct {
 	m   *Membership
 	log *slog.Logger
@@ -488,21 +490,21 @@ type gossipLog struct {
 
 func (g *gossipLog) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "Refuting a dead message") {
-		g.m.heldDead.Store(time.Now().UnixNano())
+	if strings.Contains(line, "Refuting a dead message") || strings.Contains(line, "Refuting a suspect message") {
+		g.m.doubted.Store(time.Now().UnixNano())
 	}
 	g.log.Debug(line)
 	return len(p), nil
 }
 
 // merge watches the full states that peers send on join and push/pull for
-// one that holds this node dead.
+// one that holds this node suspect or dead.
 type merge struct{ m *Membership }
 
 func (g *merge) NotifyMerge(peers []*memberlist.Node) error {
 	for _, p := range peers {
-		if p.Name == g.m.name && p.State == memberlist.StateDead {
-			g.m.heldDead.Store(time.Now().UnixNano())
+		if p.Name == g.m.name && (p.State == memberlist.StateDead || p.State == memberlist.StateSuspect) {
+			g.m.doubted.Store(time.Now().UnixNano())
 		}
 	}
 	return nil

@@ -78,10 +78,10 @@ func TestWaitForTimeoutListsMembers(t *testing.T) {
 	}
 }
 
-// TestHeldDead: a peer's full state that lists this node as dead, or
-// memberlist refuting a gossiped death, tells the node it was evicted;
-// nothing else does.
-func TestHeldDead(t *testing.T) {
+// TestDoubted: a peer's full state that lists this node as suspect or dead,
+// or memberlist refuting a gossiped suspicion or death, tells the node the
+// others doubt it; nothing else does.
+func TestDoubted(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		hear func(m *Membership)
@@ -89,6 +89,9 @@ func TestHeldDead(t *testing.T) {
 	}{
 		{"peer state holds us dead", func(m *Membership) {
 			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: "other"}, {Name: m.Name(), State: memberlist.StateDead}})
+		}, true},
+		{"peer state holds us suspect", func(m *Membership) {
+			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: m.Name(), State: memberlist.StateSuspect}})
 		}, true},
 		{"peer state holds us alive", func(m *Membership) {
 			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: m.Name(), State: memberlist.StateAlive}})
@@ -101,16 +104,19 @@ func TestHeldDead(t *testing.T) {
 		}, true},
 		{"memberlist refutes a suspicion", func(m *Membership) {
 			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[WARN] memberlist: Refuting a suspect message (from: x)\n")
+		}, true},
+		{"other gossip lines", func(m *Membership) {
+			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n")
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := startMember(t, "h", 0, "d")
 			before := time.Now()
 			tc.hear(m)
-			if got := m.HeldDeadSince(before); got != tc.want {
-				t.Fatalf("HeldDeadSince = %v, want %v", got, tc.want)
+			if got := m.DoubtedSince(before); got != tc.want {
+				t.Fatalf("DoubtedSince = %v, want %v", got, tc.want)
 			}
-			if m.HeldDeadSince(time.Now()) {
+			if m.DoubtedSince(time.Now()) {
 				t.Fatal("evidence from before t counted as after it")
 			}
 		})

@@ -60,9 +60,9 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if time.Since(failed) > renewAfter && t.w.mem.HeldDeadSince(t.lastStep) {
-			// The others evicted this node (it was stopped or cut off) and
-			// train on without it: come back as a new member. Its θ and
+		if time.Since(failed) > renewAfter && t.w.mem.DoubtedSince(t.lastStep) {
+			// The others doubt this node (it was stopped or cut off) and
+			// may train on without it: come back as a new member. Its θ and
 			// step are stale; resume replaces them with the ring's.
 			t.w.renew(ctx, old)
 			t.log = t.w.log.With("rank", t.comm.Rank())
