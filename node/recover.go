@@ -56,25 +56,27 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	// An attempt whose view is stale (a peer that just died still accepted
 	// the probe) fails at its deadline: start short, back off to 2 s.
 	wait := 250 * time.Millisecond
+	calm := failed // renew only after attempts failed for renewAfter since this
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if time.Since(failed) > renewAfter && t.w.mem.DoubtedSince(t.lastStep) {
+		if time.Since(calm) > renewAfter && t.w.mem.DoubtedSince(t.lastStep) {
 			// The others doubt this node (it was stopped or cut off) and
 			// may train on without it: come back as a new member. Its θ and
 			// step are stale; resume replaces them with the ring's.
 			t.w.renew(ctx, old)
 			t.log = t.w.log.With("rank", t.comm.Rank())
 			t.seenGen = 0
+			calm = time.Now()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: no ring of more than half of the last %d nodes (and at least %d) formed within %v; last problem: %v",
-				ErrQuorumLost, t.w.committed, t.cfg.Cluster.MinNodes, t.cfg.Cluster.RejoinTimeout.Duration, last)
+				ErrQuorumLost, len(t.w.members), t.cfg.Cluster.MinNodes, t.cfg.Cluster.RejoinTimeout.Duration, last)
 		}
 		view := t.w.liveView(ctx)
-		if n := len(view); 2*n <= t.w.committed || n < t.cfg.Cluster.MinNodes {
-			last = fmt.Errorf("only %d of %d nodes reachable", n, t.w.committed)
+		if q := quorum(view, t.w.members); 2*q <= len(t.w.members) || len(view) < t.cfg.Cluster.MinNodes {
+			last = fmt.Errorf("only %d of the last ring's %d nodes reachable", q, len(t.w.members))
 			// This node may be the one cut off (stopped, partitioned): its
 			// gossip then thinks everyone else dead and talks to no one.
 			// Knock on the last ring's doors.
@@ -192,6 +194,20 @@ func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 		t.data.mean, t.data.std = buf[2:2+f], buf[2+f:]
 	}
 	return nil
+}
+
+// quorum counts the members of view that were in ring, the last committed
+// ring. Joiners (new nodes, and nodes back under a new name) never count:
+// otherwise nodes joining one side of a partition could give it a majority
+// while the other side holds one too. Two majorities of one ring intersect.
+func quorum(view, ring []Member) int {
+	n := 0
+	for _, m := range view {
+		if slices.ContainsFunc(ring, func(x Member) bool { return x.Name == m.Name }) {
+			n++
+		}
+	}
+	return n
 }
 
 func lost(old, now []Member) string {

@@ -207,10 +207,9 @@ type worker struct {
 	onStart func()
 	resume  bool
 
-	epoch     uint32   // id of the current ring epoch
-	members   []Member // the current ring, in rank order
-	comm      *Comm
-	committed int // size of the last ring that completed a collective
+	epoch   uint32   // id of the current ring epoch
+	members []Member // the last committed ring (it completed a collective), in rank order
+	comm    *Comm
 }
 
 // formRing connects this node into a ring of members (in ring order) for
@@ -239,7 +238,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) e
 		comm.Close()
 		return err
 	}
-	w.comm, w.members, w.epoch, w.committed = comm, members, epoch, len(members)
+	w.comm, w.members, w.epoch = comm, members, epoch
 	return nil
 }
 

@@ -29,7 +29,7 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 	trs := make([]*trainer, n)
 	errs := parallel(comms, func(c *Comm) error {
 		var err error
-		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members, committed: n}
+		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members}
 		trs[c.Rank()], err = newTrainer(context.Background(), w)
 		return err
 	})
