@@ -208,7 +208,7 @@ type worker struct {
 	resume  bool
 
 	epoch   uint32   // id of the current ring epoch
-	members []Member // the last committed ring (it completed a collective), in rank order
+	members []Member // the last ring that may have committed (see formRing), in rank order
 	comm    *Comm
 }
 
@@ -234,11 +234,17 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) e
 	if err != nil {
 		return err
 	}
+	// From here the ring may commit: ranks finish the agreement at different
+	// moments, so some members may complete it while this one fails. Quorum
+	// is counted against this ring from now on, so that a member that
+	// failed does not count by an older ring that the ones that completed
+	// have left (two groups could then each see a majority).
+	w.members = members
 	if err := agreeOnView(ctx, comm, members); err != nil {
 		comm.Close()
 		return err
 	}
-	w.comm, w.members, w.epoch = comm, members, epoch
+	w.comm, w.epoch = comm, epoch
 	return nil
 }
 
