@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -53,9 +54,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	}
 	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
 	var last error
-	// An attempt whose view is stale (a peer that just died still accepted
-	// the probe) fails at its deadline: start short, back off to 2 s.
-	wait := 250 * time.Millisecond
+	var wait backoff
 	calm := failed // renew only after attempts failed for renewAfter since this
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -66,7 +65,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			// may train on without it: come back as a new member. Its θ and
 			// step are stale; resume replaces them with the ring's.
 			t.w.renew(ctx, old)
-			t.log = t.w.log.With("rank", t.comm.Rank())
+			t.log = t.w.log
 			t.seenGen = 0
 			calm = time.Now()
 		}
@@ -84,18 +83,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			t.w.mem.waitChange(ctx, 250*time.Millisecond)
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, wait)
-		wait = min(2*wait, 2*time.Second)
-		err := t.w.formRing(actx, view, epochOf(view))
-		if err == nil {
-			t.comm = t.w.comm
-			err = t.resume(actx)
-			if err != nil {
-				t.comm.Close()
-			}
-		}
-		cancel()
-		if err != nil {
+		if err := t.tryRing(ctx, view, wait.next()); err != nil {
 			last = err
 			t.log.Debug("ring attempt failed", "attempt", attempt, "err", err)
 			t.w.mem.waitChange(ctx, 100*time.Millisecond)
@@ -113,6 +101,40 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond))
 		return nil
 	}
+}
+
+// backoff is the connect deadline of successive ring attempts. An attempt
+// whose view is stale (a peer that just died still accepted the probe) fails
+// at its deadline: start short, back off to 2 s. A random part keeps nodes
+// whose attempts fail together from starting each next one in lockstep,
+// out of phase with the others.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 250*time.Millisecond), 2*time.Second)
+	return b.d/2 + rand.N(b.d/2)
+}
+
+// tryRing makes one attempt at the ring of view: it connects (waiting at
+// most wait for every member to be in the same attempt), agrees on the view
+// (deadline: wait again, counted from when this node is connected, so that
+// members whose attempts began at different moments still meet), then
+// brings everyone to the same state and re-shards the rows (deadline:
+// cluster.timeout, the bound on loading data at the start). On failure the
+// ring's connections are closed.
+func (t *trainer) tryRing(ctx context.Context, view []Member, wait time.Duration) error {
+	if err := t.w.formRing(ctx, view, epochOf(view), wait); err != nil {
+		return err
+	}
+	t.comm = t.w.comm
+	t.log = t.w.log.With("rank", t.comm.Rank())
+	rctx, cancel := context.WithTimeout(ctx, t.cfg.Cluster.Timeout.Duration)
+	defer cancel()
+	if err := t.resume(rctx); err != nil {
+		t.comm.Close()
+		return err
+	}
+	return nil
 }
 
 // resume brings every member of the new ring to the same step and state,
@@ -164,7 +186,6 @@ func (t *trainer) resume(ctx context.Context) error {
 		return err
 	}
 	t.data = d
-	t.log = t.w.log.With("rank", c.Rank())
 	t.evalNext = true // metrics.csv shows the new world size from here
 	if c.Rank() != 0 && t.metrics != nil {
 		t.metrics.Close()

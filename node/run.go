@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if w.runningRing(wctx) { // the cluster started training meanwhile
 		return w.join(ctx, wctx)
 	}
-	if err := w.formRing(wctx, members[:nodes], 0); err != nil {
+	if err := w.formRing(wctx, members[:nodes], 0, 0); err != nil {
 		return nil, err
 	}
 	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members))
@@ -169,29 +169,21 @@ func (w *worker) runningRing(ctx context.Context) bool {
 // the step, and trains on.
 func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 	w.log.Info("the cluster is training: joining the running ring")
-	wait := 250 * time.Millisecond
+	t, err := newJoiner(w)
+	if err != nil {
+		return nil, err
+	}
+	var wait backoff
 	for {
-		view := w.liveView(wctx)
-		actx, cancel := context.WithTimeout(wctx, wait)
-		err := w.formRing(actx, view, epochOf(view))
+		err := t.tryRing(wctx, w.liveView(wctx), wait.next())
 		if err == nil {
-			var t *trainer
-			if t, err = newJoiner(w); err == nil {
-				if err = t.resume(actx); err == nil {
-					cancel()
-					w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done)
-					return t.run(ctx)
-				}
-			}
-			w.comm.Close()
-			w.comm = nil
+			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done)
+			return t.run(ctx)
 		}
-		cancel()
 		if wctx.Err() != nil {
 			return nil, fmt.Errorf("joining the running ring: %w (last attempt: %v)", wctx.Err(), err)
 		}
 		w.mem.waitChange(wctx, 100*time.Millisecond)
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 
@@ -214,8 +206,9 @@ type worker struct {
 
 // formRing connects this node into a ring of members (in ring order) for
 // epoch, and checks through the ring itself that every member formed it from
-// the same view. On success the ring is committed.
-func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) error {
+// the same view. Connecting and agreeing each have wait (0: the deadline of
+// ctx alone). On success the ring is committed.
+func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, wait time.Duration) error {
 	rank := -1
 	addrs := make([]string, len(members))
 	for i, m := range members {
@@ -230,7 +223,15 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) e
 	if err := checkReachable(members[rank], members); err != nil {
 		return err
 	}
-	comm, err := NewComm(ctx, w.ln, CommConfig{Transport: w.tcfg, Epoch: epoch, Timeout: w.cfg.Cluster.StepTimeout.Duration}, rank, addrs)
+	phase := func() (context.Context, context.CancelFunc) {
+		if wait <= 0 {
+			return ctx, func() {}
+		}
+		return context.WithTimeout(ctx, wait)
+	}
+	cctx, cancel := phase()
+	comm, err := NewComm(cctx, w.ln, CommConfig{Transport: w.tcfg, Epoch: epoch, Timeout: w.cfg.Cluster.StepTimeout.Duration}, rank, addrs)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -240,7 +241,9 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32) e
 	// failed does not count by an older ring that the ones that completed
 	// have left (two groups could then each see a majority).
 	w.members = members
-	if err := agreeOnView(ctx, comm, members); err != nil {
+	actx, cancel := phase()
+	defer cancel()
+	if err := agreeOnView(actx, comm, members); err != nil {
 		comm.Close()
 		return err
 	}

@@ -99,7 +99,7 @@ func newJoiner(w *worker) (*trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &trainer{w: w, comm: w.comm, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d, done: -1}, nil
+	return &trainer{w: w, cfg: w.cfg, log: w.log, data: d, done: -1}, nil
 }
 
 // build makes the model, the optimizer, θ and the schedule once the data's
