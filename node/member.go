@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	stdlog "log"
 	"log/slog"
 	"net"
 	"slices"
@@ -28,6 +27,7 @@ type Meta struct {
 	Digest string `msgpack:"d"`            // run digest: hash of the job configuration
 	Start  int64  `msgpack:"t"`            // process start, unix nanoseconds: the oldest member is the lowest
 	State  string `msgpack:"st,omitempty"` // "training" once the node's step loop runs
+	Ring   uint32 `msgpack:"r,omitempty"`  // epoch id of the ring the node is in (0: the first ring, or none)
 }
 
 // Member is one live node as this node sees it.
@@ -93,10 +93,7 @@ type Membership struct {
 	del  *delegate
 	self Meta
 	log  *slog.Logger
-	// doubted is when (unix ns) a peer last suspected this node of being
-	// dead or declared it dead.
-	doubted atomic.Int64
-	left    sync.Once
+	left sync.Once
 
 	mu      sync.Mutex
 	members map[string]Member // live members, kept from memberlist's events
@@ -201,8 +198,7 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	mc.Delegate = m.del
 	mc.Events = &events{m: m}
 	mc.Alive = &alive{m: m}
-	mc.Merge = &merge{m: m}
-	mc.Logger = stdlog.New(&gossipLog{m: m, log: log}, "", 0)
+	mc.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	mc.LogOutput = nil
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -268,6 +264,13 @@ func (m *Membership) AdvertisedHost() string { return m.ml.LocalNode().Addr.Stri
 func (m *Membership) SetDataAddr(addr string) error {
 	m.self.Data = addr
 	return m.publish(true)
+}
+
+// SetRing tells the cluster which ring this node is in now. It does not
+// wait: the update spreads by gossip.
+func (m *Membership) SetRing(epoch uint32) error {
+	m.self.Ring = epoch
+	return m.publish(false)
 }
 
 // SetTraining tells the cluster this node trains: a node that starts later
@@ -403,17 +406,6 @@ func (m *Membership) Leave(timeout time.Duration) {
 	})
 }
 
-// DoubtedSince reports whether, after t, a peer suspected this node of
-// being dead or declared it dead: it heard so in a peer's full state
-// (exchanged on every join and push/pull), or memberlist refuted such a
-// message. A node that was stopped or cut off past gossip's timeouts hears it
-// when it is back. memberlist refutes it, but the refutation does not always
-// reach every member promptly, and members that disagree on who is alive
-// form no ring: a node that is not in a working ring should Renew instead.
-func (m *Membership) DoubtedSince(t time.Time) bool {
-	return m.doubted.Load() > t.UnixNano()
-}
-
 // Renew leaves the cluster under this node's name and comes back as a new
 // member: a fresh name, the same gossip address (when it is still free) and
 // metadata, joining the nodes at join. The others see the new name as alive
@@ -477,38 +469,6 @@ type events struct{ m *Membership }
 func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.track(n, true) }
 func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.track(n, false) }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.track(n, true) }
-
-// gossipLog passes memberlist's log lines to slog at debug level, and
-// notices the one event memberlist has no callback for: a peer gossiped
-// that this node is suspect or dead (memberlist refutes it, but the
-// refutation may take long to reach everyone). The other way to learn it, a
-// peer's full state, comes through merge.
-type gossipLog struct {
-	m   *Membership
-	log *slog.Logger
-}
-
-func (g *gossipLog) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "Refuting a dead message") || strings.Contains(line, "Refuting a suspect message") {
-		g.m.doubted.Store(time.Now().UnixNano())
-	}
-	g.log.Debug(line)
-	return len(p), nil
-}
-
-// merge watches the full states that peers send on join and push/pull for
-// one that holds this node suspect or dead.
-type merge struct{ m *Membership }
-
-func (g *merge) NotifyMerge(peers []*memberlist.Node) error {
-	for _, p := range peers {
-		if p.Name == g.m.name && (p.State == memberlist.StateDead || p.State == memberlist.StateSuspect) {
-			g.m.doubted.Store(time.Now().UnixNano())
-		}
-	}
-	return nil
-}
 
 // alive refuses peers that run another job: memberlist then ignores them.
 type alive struct{ m *Membership }

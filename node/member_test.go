@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 func startMember(t *testing.T, host string, slot int, digest string) *Membership {
@@ -75,51 +73,6 @@ func TestWaitForTimeoutListsMembers(t *testing.T) {
 	_, err := a.WaitFor(ctx, 3)
 	if err == nil || !strings.Contains(err.Error(), "only 1 joined") || !strings.Contains(err.Error(), "2 missing") || !strings.Contains(err.Error(), "host h slot 0") {
 		t.Fatalf("got %v", err)
-	}
-}
-
-// TestDoubted: a peer's full state that lists this node as suspect or dead,
-// or memberlist refuting a gossiped suspicion or death, tells the node the
-// others doubt it; nothing else does.
-func TestDoubted(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		hear func(m *Membership)
-		want bool
-	}{
-		{"peer state holds us dead", func(m *Membership) {
-			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: "other"}, {Name: m.Name(), State: memberlist.StateDead}})
-		}, true},
-		{"peer state holds us suspect", func(m *Membership) {
-			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: m.Name(), State: memberlist.StateSuspect}})
-		}, true},
-		{"peer state holds us alive", func(m *Membership) {
-			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: m.Name(), State: memberlist.StateAlive}})
-		}, false},
-		{"peer state holds another dead", func(m *Membership) {
-			_ = (&merge{m}).NotifyMerge([]*memberlist.Node{{Name: "other", State: memberlist.StateDead}})
-		}, false},
-		{"memberlist refutes our death", func(m *Membership) {
-			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[WARN] memberlist: Refuting a dead message (from: x)\n")
-		}, true},
-		{"memberlist refutes a suspicion", func(m *Membership) {
-			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[WARN] memberlist: Refuting a suspect message (from: x)\n")
-		}, true},
-		{"other gossip lines", func(m *Membership) {
-			fmt.Fprintf(&gossipLog{m: m, log: m.log}, "[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n")
-		}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := startMember(t, "h", 0, "d")
-			before := time.Now()
-			tc.hear(m)
-			if got := m.DoubtedSince(before); got != tc.want {
-				t.Fatalf("DoubtedSince = %v, want %v", got, tc.want)
-			}
-			if m.DoubtedSince(time.Now()) {
-				t.Fatal("evidence from before t counted as after it")
-			}
-		})
 	}
 }
 

@@ -60,10 +60,12 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if time.Since(calm) > renewAfter && t.w.mem.DoubtedSince(t.lastStep) {
-			// The others doubt this node (it was stopped or cut off) and
-			// may train on without it: come back as a new member. Its θ and
-			// step are stale; resume replaces them with the ring's.
+		if m, ok := foreignRing(t.w.mem.Members(), t.w.rings); ok && time.Since(calm) > renewAfter {
+			// The others train in a ring this node was never in: they
+			// evicted it (it was stopped, or cut off) and gossip may be slow
+			// to take its old name back. Come back as a new member. Its θ
+			// and step are stale; resume replaces them with the ring's.
+			t.log.Info("others train in a ring this node is not in", "member", m.String(), "their ring", m.Ring)
 			t.w.renew(ctx, old)
 			t.log = t.w.log
 			t.seenGen = 0
@@ -231,6 +233,19 @@ func quorum(view, ring []Member) int {
 	return n
 }
 
+// foreignRing returns a member that gossips a ring this node was never in
+// (mine: the epochs of the rings it was in). The first ring's epoch, 0, is
+// never foreign. The two sides of a partition each think the other dead, but
+// only the majority can form a new ring, so only the minority sees one.
+func foreignRing(members []Member, mine map[uint32]bool) (Member, bool) {
+	for _, m := range members {
+		if m.Ring != 0 && !mine[m.Ring] {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
 func lost(old, now []Member) string {
 	var out []string
 	for _, m := range old {
@@ -293,9 +308,9 @@ func (w *worker) liveView(ctx context.Context) []Member {
 }
 
 // renewAfter is how long a recovery must have failed before an evicted
-// node renews its identity. A recovery takes milliseconds; a node that gossip
-// wrongly held dead for a moment (a loaded machine) refutes that by itself,
-// and renewing at once would make every such hiccup a change of the ring.
+// node renews its identity. A recovery takes milliseconds, and most evicted
+// nodes come back by refuting their death in gossip; renewing at once would
+// make every such return a second change of the ring.
 const renewAfter = 2 * time.Second
 
 // renew leaves the cluster under this node's gossip name, which the others

@@ -199,8 +199,9 @@ type worker struct {
 	onStart func()
 	resume  bool
 
-	epoch   uint32   // id of the current ring epoch
-	members []Member // the last ring that may have committed (see formRing), in rank order
+	epoch   uint32          // id of the current ring epoch
+	members []Member        // the last ring that may have committed (see formRing), in rank order
+	rings   map[uint32]bool // epochs of every ring this node was connected into
 	comm    *Comm
 }
 
@@ -241,6 +242,10 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	// failed does not count by an older ring that the ones that completed
 	// have left (two groups could then each see a majority).
 	w.members = members
+	if w.rings == nil {
+		w.rings = map[uint32]bool{}
+	}
+	w.rings[epoch] = true
 	actx, cancel := phase()
 	defer cancel()
 	if err := agreeOnView(actx, comm, members); err != nil {
@@ -248,6 +253,11 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 		return err
 	}
 	w.comm, w.epoch = comm, epoch
+	if w.mem != nil && w.mem.self.Ring != epoch {
+		if err := w.mem.SetRing(epoch); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

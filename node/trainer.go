@@ -49,7 +49,6 @@ type trainer struct {
 	evalNext               bool // evaluate after the next step (the ring changed)
 	reformNext             bool // a node saw a new member: grow the ring after this step
 	seenGen                uint64
-	lastStep               time.Time // when the last collective completed
 	failedAt               time.Time // when the ring last failed, until the new ring completes a step
 }
 
@@ -169,7 +168,6 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
 	}
 	t2 := time.Now()
-	t.lastStep = t2
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
 	count := t.v[P+1]
 	if count == 0 {
