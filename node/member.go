@@ -28,6 +28,7 @@ type Meta struct {
 	Start  int64  `msgpack:"t"`            // process start, unix nanoseconds: the oldest member is the lowest
 	State  string `msgpack:"st,omitempty"` // "training" once the node's step loop runs
 	Ring   uint32 `msgpack:"r,omitempty"`  // epoch id of the ring the node is in (0: the first ring, or none)
+	Life   uint32 `msgpack:"l,omitempty"`  // how many times the process renewed its gossip name
 }
 
 // Member is one live node as this node sees it.
@@ -36,6 +37,10 @@ type Member struct {
 	Gossip string // memberlist address
 	Meta
 }
+
+// Process identifies the process behind a member: it stays the same when the
+// process renews its gossip name.
+func (m Member) Process() string { return fmt.Sprintf("%s|%d|%d", m.Host, m.Slot, m.Start) }
 
 func (m Member) String() string {
 	return fmt.Sprintf("%s (host %s slot %d, data %s)", m.Name, m.Host, m.Slot, m.Data)
@@ -306,15 +311,22 @@ func (m *Membership) Name() string { return m.ml.LocalNode().Name }
 
 // Members returns the live members with valid metadata, in ring order:
 // sorted by (host, slot), so that processes of one host sit side by side,
-// then by name. (It reads a copy kept from memberlist's events: the nodes
+// then by name. A process seen under an old and a renewed name counts once,
+// under the newest. (It reads a copy kept from memberlist's events: the nodes
 // memberlist's own Members returns are updated in place as they are read.)
 func (m *Membership) Members() []Member {
 	m.mu.Lock()
-	out := make([]Member, 0, len(m.members))
+	newest := make(map[string]Member, len(m.members))
 	for _, x := range m.members {
-		out = append(out, x)
+		if y, ok := newest[x.Process()]; !ok || x.Life > y.Life || (x.Life == y.Life && x.Name < y.Name) {
+			newest[x.Process()] = x
+		}
 	}
 	m.mu.Unlock()
+	out := make([]Member, 0, len(newest))
+	for _, x := range newest {
+		out = append(out, x)
+	}
 	slices.SortFunc(out, func(a, b Member) int {
 		if c := strings.Compare(a.Host, b.Host); c != 0 {
 			return c
@@ -415,6 +427,7 @@ func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, err
 	cfg := m.cfg
 	cfg.Name = "" // a fresh one
 	cfg.Meta = m.self
+	cfg.Meta.Life++
 	host, port, err := splitHostPort(cfg.Bind, 7946)
 	if err != nil {
 		return nil, err

@@ -114,3 +114,24 @@ func TestRenewComesBackUnderANewName(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMembersKeepsTheNewestNameOfAProcess: while gossip still holds a
+// process's old name beside its renewed one, the view counts it once, under
+// the renewed name.
+func TestMembersKeepsTheNewestNameOfAProcess(t *testing.T) {
+	p := Meta{Host: "h", Slot: 1, Start: 42}
+	renewed := p
+	renewed.Life = 1
+	m := &Membership{members: map[string]Member{
+		"old": {Name: "old", Meta: p},
+		"new": {Name: "new", Meta: renewed},
+		"x":   {Name: "x", Meta: Meta{Host: "h", Slot: 0, Start: 7}},
+	}}
+	var names []string
+	for _, x := range m.Members() {
+		names = append(names, x.Name)
+	}
+	if got := strings.Join(names, " "); got != "x new" {
+		t.Fatalf("members %q, want \"x new\"", got)
+	}
+}

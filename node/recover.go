@@ -55,12 +55,12 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
 	var last error
 	var wait backoff
-	calm := failed // renew only after attempts failed for renewAfter since this
+	renewed := false
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if m, ok := foreignRing(t.w.mem.Members(), t.w.rings); ok && time.Since(calm) > renewAfter {
+		if m, ok := foreignRing(t.w.mem.Members(), t.w.rings); ok && !renewed && time.Since(failed) > renewAfter {
 			// The others train in a ring this node was never in: they
 			// evicted it (it was stopped, or cut off) and gossip may be slow
 			// to take its old name back. Come back as a new member. Its θ
@@ -69,7 +69,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			t.w.renew(ctx, old)
 			t.log = t.w.log
 			t.seenGen = 0
-			calm = time.Now()
+			renewed = true // once: a name that keeps changing is one the others can never form a ring with
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: no ring of more than half of the last %d nodes (and at least %d) formed within %v; last problem: %v",
@@ -219,14 +219,20 @@ func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 	return nil
 }
 
-// quorum counts the members of view that were in ring, the last committed
-// ring. Joiners (new nodes, and nodes back under a new name) never count:
-// otherwise nodes joining one side of a partition could give it a majority
-// while the other side holds one too. Two majorities of one ring intersect.
+// quorum counts the processes of view that were in ring, the last committed
+// ring (by process, so that one back under a renewed name still counts, and
+// once). Joiners never count: otherwise nodes joining one side of a
+// partition could give it a majority while the other side holds one too. Two
+// majorities of one ring intersect.
 func quorum(view, ring []Member) int {
+	in := map[string]bool{}
+	for _, m := range ring {
+		in[m.Process()] = true
+	}
 	n := 0
 	for _, m := range view {
-		if slices.ContainsFunc(ring, func(x Member) bool { return x.Name == m.Name }) {
+		if in[m.Process()] {
+			in[m.Process()] = false
 			n++
 		}
 	}
