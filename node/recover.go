@@ -66,7 +66,9 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			// to take its old name back. Come back as a new member. Its θ
 			// and step are stale; resume replaces them with the ring's.
 			t.log.Info("others train in a ring this node is not in", "member", m.String(), "their ring", m.Ring)
-			t.w.renew(ctx, old)
+			if err := t.w.renew(ctx, old); err != nil {
+				return err
+			}
 			t.log = t.w.log
 			t.seenGen = 0
 			renewed = true // once: a name that keeps changing is one the others can never form a ring with
@@ -321,7 +323,7 @@ const renewAfter = 2 * time.Second
 
 // renew leaves the cluster under this node's gossip name, which the others
 // hold dead, and joins the members of ring again under a fresh one.
-func (w *worker) renew(ctx context.Context, ring []Member) {
+func (w *worker) renew(ctx context.Context, ring []Member) error {
 	old := w.mem.Name()
 	var addrs []string
 	for _, m := range ring {
@@ -333,12 +335,12 @@ func (w *worker) renew(ctx context.Context, ring []Member) {
 	defer cancel()
 	mem, err := w.mem.Renew(jctx, addrs)
 	if err != nil {
-		w.log.Error("evicted by the others, and cannot rejoin under a new name", "err", err)
-		return
+		return fmt.Errorf("evicted by the others, and cannot rejoin under a new name: %w", err)
 	}
 	w.mem = mem
 	w.log = w.baseLog.With("node", mem.Name())
 	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old)
+	return nil
 }
 
 // rejoin asks the gossip of the given members to take this node back (it
