@@ -37,9 +37,11 @@ func isRingFailure(err error) bool {
 // failed step, so the survivors agree on a new ring epoch, on the step to go
 // on from (a node behind receives θ and optimizer state from one ahead),
 // re-shard the rows, and return; the caller redoes the step. A ring needs
-// more than half of the last committed ring and at least cluster.min_nodes
-// members; with fewer, this node waits for nodes to come back for
-// cluster.rejoin_timeout, then fails with ErrQuorumLost.
+// more than half of the processes of the last ring and at least
+// cluster.min_nodes members; with fewer, this node waits for nodes to come
+// back for cluster.rejoin_timeout, then fails with ErrQuorumLost. A node that
+// the others left out (it sees them gossip a ring it was never in) comes back
+// under a fresh gossip name once its attempts have failed for renewAfter.
 func (t *trainer) recover(ctx context.Context, cause error) error {
 	failed := time.Now()
 	if t.failedAt.IsZero() { // a recovery cut short by another failure counts from the first
