@@ -94,7 +94,6 @@ type MemberConfig struct {
 type Membership struct {
 	ml   *memberlist.Memberlist
 	cfg  MemberConfig // as started, for Renew
-	name string
 	del  *delegate
 	self Meta
 	log  *slog.Logger
@@ -198,7 +197,6 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		key := sha256.Sum256(append([]byte("dmlrun gossip key\x00"), cfg.Secret...))
 		mc.SecretKey = key[:]
 	}
-	m.name = mc.Name
 	m.del = &delegate{meta: meta}
 	mc.Delegate = m.del
 	mc.Events = &events{m: m}
