@@ -43,13 +43,42 @@ type Checkpoint struct {
 
 // Data says where the rows come from.
 type Data struct {
-	Train     string     `yaml:"train" json:"train"`   // CSV or LIBSVM path, relative to train.yaml; empty with synthetic
-	Test      string     `yaml:"test" json:"test"`     // optional held-out set, same format
-	Format    string     `yaml:"format" json:"format"` // csv, libsvm or synthetic
-	Label     string     `yaml:"label" json:"label"`   // CSV label column; default the last
+	Train     Paths      `yaml:"train" json:"train"`   // files, directories or globs, relative to train.yaml; empty with synthetic
+	Test      Paths      `yaml:"test" json:"test"`     // optional held-out set, same format
+	Format    string     `yaml:"format" json:"format"` // csv, libsvm, parquet or synthetic; "" guesses from the file names
+	Label     string     `yaml:"label" json:"label"`   // CSV or Parquet label column; default the last
 	Normalize bool       `yaml:"normalize" json:"normalize"`
+	DType     string     `yaml:"dtype" json:"dtype"` // float64 (default) or float32: how features are kept in memory
 	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
 }
+
+// Paths is a list of data paths (files, directories, glob patterns),
+// written in YAML as one string or a list of strings.
+type Paths []string
+
+// UnmarshalYAML takes a string or a list of strings.
+func (p *Paths) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			*p = nil
+			return nil
+		}
+		*p = Paths{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			return err
+		}
+		*p = l
+		return nil
+	}
+	return fmt.Errorf("line %d: want a path or a list of paths", n.Line)
+}
+
+// String returns the paths separated by commas.
+func (p Paths) String() string { return strings.Join(p, ", ") }
 
 // Synthetic describes the built-in generator.
 type Synthetic struct {
@@ -143,9 +172,11 @@ func Load(path string) (*Config, error) {
 	}
 	// Data paths are relative to the file that names them.
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&cfg.Data.Train, &cfg.Data.Test} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
+	for _, ps := range []Paths{cfg.Data.Train, cfg.Data.Test} {
+		for i, p := range ps {
+			if p != "" && !filepath.IsAbs(p) {
+				ps[i] = filepath.Join(dir, p)
+			}
 		}
 	}
 	return cfg, nil
@@ -171,13 +202,11 @@ func (c *Config) applyDefaults() {
 	if c.Name == "" {
 		c.Name = "run"
 	}
-	if c.Data.Format == "" {
-		c.Data.Format = "csv"
-		if c.Data.Synthetic != nil && c.Data.Train == "" {
-			c.Data.Format = "synthetic"
-		} else if strings.HasSuffix(c.Data.Train, ".svm") || strings.HasSuffix(c.Data.Train, ".libsvm") {
-			c.Data.Format = "libsvm"
-		}
+	if c.Data.Format == "" && c.Data.Synthetic != nil && len(c.Data.Train) == 0 {
+		c.Data.Format = "synthetic"
+	} // otherwise "" lets the reader guess from the files
+	if c.Data.DType == "" {
+		c.Data.DType = "float64"
 	}
 	if s := c.Data.Synthetic; s != nil {
 		if s.Classes == 0 && s.Task == "multiclass" {
@@ -241,8 +270,8 @@ func (c *Config) Validate() error {
 	}
 	d := c.Data
 	switch {
-	case !oneOf(d.Format, "csv", "libsvm", "synthetic"):
-		bad("data.format", "%q is not csv, libsvm or synthetic", d.Format)
+	case !oneOf(d.Format, "", "csv", "libsvm", "parquet", "synthetic"):
+		bad("data.format", "%q is not csv, libsvm, parquet or synthetic", d.Format)
 	case d.Format == "synthetic":
 		if d.Synthetic == nil {
 			bad("data.synthetic", "missing (data.format is synthetic)")
@@ -268,9 +297,17 @@ func (c *Config) Validate() error {
 			}
 		}
 	default:
-		if d.Train == "" {
-			bad("data.train", "missing (a %s file)", d.Format)
+		if len(d.Train) == 0 {
+			bad("data.train", "missing (a file, a directory, a glob pattern or a list of them)")
 		}
+		for i, p := range append(append(Paths{}, d.Train...), d.Test...) {
+			if p == "" {
+				bad("data.train/test", "path %d is empty", i+1)
+			}
+		}
+	}
+	if !oneOf(d.DType, "float64", "float32") {
+		bad("data.dtype", "%q is not float64 or float32", d.DType)
 	}
 	m := c.Model
 	if !oneOf(m.Kind, "linear", "logistic", "softmax", "mlp") {

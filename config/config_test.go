@@ -77,7 +77,7 @@ func TestLoadResolvesDataPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Data.Train != "../examples/data/houses.csv" || c.Data.Test != "../examples/data/houses_test.csv" {
+	if c.Data.Train.String() != "../examples/data/houses.csv" || c.Data.Test.String() != "../examples/data/houses_test.csv" {
 		t.Fatalf("paths %q %q", c.Data.Train, c.Data.Test)
 	}
 }

@@ -4,36 +4,29 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
 
-// source is a data set that can read just the rows a node owns.
-type source interface {
-	NumRows() int
-	Read(keep func(row int) bool) (*train.Table, error)
-}
-
-// synthetic adapts the generator to source.
-type synthetic struct{ spec train.SyntheticSpec }
-
-func (s synthetic) NumRows() int { return s.spec.NumRows() }
-
-func (s synthetic) Read(keep func(int) bool) (*train.Table, error) {
-	return train.Synthetic(s.spec, keep)
-}
-
-// nodeData is this node's share of the data.
+// nodeData is this node's share of the data, and the opened data sets whose
+// index (where every virtual shard starts) is kept for the run, so that a
+// ring change reads only the shards that move.
 type nodeData struct {
-	rows        int        // N: training rows in the whole data set
-	part        train.Part // the rows this node owns
-	train, test *train.Table
+	rows        int // N: training rows in the whole data set
+	trainSrc    data.Source
+	testSrc     data.Source // nil without a test set
+	part, tpart data.Part   // the training and test shards this node owns
+	train, test *data.Held  // the shards it holds (test: nil without a test set)
 	task        string
 	features    int
 	classes     int
 	mean, std   []float64 // standardization, nil without
+	read        int       // rows parsed by the last loadData
+	readTook    time.Duration
 }
 
 // taskOf says what the labels mean for the configured model.
@@ -55,150 +48,147 @@ func taskOf(cfg *config.Config) string {
 	return train.TaskRegression
 }
 
-func openSources(cfg *config.Config) (tr, te source, err error) {
+// openSources opens (and indexes) the training and test sets.
+func openSources(ctx context.Context, cfg *config.Config) (tr, te data.Source, err error) {
 	dc := cfg.Data
-	switch dc.Format {
-	case "synthetic":
+	f32 := dc.DType == "float32"
+	if dc.Format == "synthetic" {
 		s := dc.Synthetic
-		spec := train.SyntheticSpec{Task: s.Task, Samples: s.Samples, Features: s.Features, Classes: s.Classes, Noise: s.Noise, Seed: s.Seed}
+		spec := data.SyntheticSpec{Task: s.Task, Samples: s.Samples, Features: s.Features, Classes: s.Classes, Noise: s.Noise, Seed: s.Seed}
 		if s.Task == train.TaskBinary {
 			spec.Classes = 0
 		}
-		if err := spec.Validate(); err != nil {
+		if tr, err = data.NewSynthetic(spec, 0, f32); err != nil {
 			return nil, nil, err
 		}
-		tr = synthetic{spec}
 		if s.TestSamples > 0 {
 			ts := spec
 			ts.Samples, ts.Offset = s.TestSamples, s.Samples // same hidden model, new rows
-			te = synthetic{ts}
-		}
-		return tr, te, nil
-	case "csv":
-		f, err := train.OpenCSV(dc.Train, dc.Label)
-		if err != nil {
-			return nil, nil, err
-		}
-		tr = f
-		if dc.Test != "" {
-			g, err := train.OpenCSV(dc.Test, dc.Label)
-			if err != nil {
+			if te, err = data.NewSynthetic(ts, 0, f32); err != nil {
 				return nil, nil, err
 			}
-			if fmt.Sprint(g.FeatureNames()) != fmt.Sprint(f.FeatureNames()) {
-				return nil, nil, fmt.Errorf("%s has columns %v, the training set %s has %v", dc.Test, g.FeatureNames(), dc.Train, f.FeatureNames())
-			}
-			te = g
-		}
-		return tr, te, nil
-	case "libsvm":
-		f, err := train.OpenLIBSVM(dc.Train)
-		if err != nil {
-			return nil, nil, err
-		}
-		tr = f
-		if dc.Test != "" {
-			g, err := train.OpenLIBSVM(dc.Test)
-			if err != nil {
-				return nil, nil, err
-			}
-			if g.NumFeatures() != f.NumFeatures() {
-				return nil, nil, fmt.Errorf("%s has %d features, the training set %s has %d", dc.Test, g.NumFeatures(), dc.Train, f.NumFeatures())
-			}
-			te = g
 		}
 		return tr, te, nil
 	}
-	return nil, nil, fmt.Errorf("data.format %q", dc.Format)
+	spec := data.Spec{Paths: dc.Train, Format: dc.Format, Label: dc.Label, Float32: f32}
+	if tr, err = data.Open(ctx, spec); err != nil {
+		return nil, nil, err
+	}
+	if len(dc.Test) > 0 {
+		spec.Paths = dc.Test
+		if te, err = data.Open(ctx, spec); err != nil {
+			return nil, nil, err
+		}
+		if fmt.Sprint(te.FeatureNames()) != fmt.Sprint(tr.FeatureNames()) {
+			return nil, nil, fmt.Errorf("%s has features %v, the training set %s has %v", te.Name(), te.FeatureNames(), tr.Name(), tr.FeatureNames())
+		}
+	}
+	return tr, te, nil
 }
 
-// loadData reads this node's rows of the training (and test) set, agrees
-// with the other nodes on the number of classes, and standardizes the
-// features with statistics of the whole training set (one allreduce). After
-// the ring changed, prev carries the classes and statistics agreed before,
-// so that only the rows move.
+// loadData gives this node the rows of the training (and test) shards it
+// owns as rank r of n, agrees with the other nodes on the number of classes,
+// and standardizes the features with statistics of the whole training set
+// (one allreduce). After the ring changed, prev carries the opened data
+// sets, the shards held, the classes and the statistics agreed before: the
+// node drops the shards it no longer owns and reads only the new ones.
 func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) (*nodeData, error) {
 	n, r := c.Size(), c.Rank()
-	trSrc, teSrc, err := openSources(cfg)
+	start := time.Now()
+	d := prev
+	if d == nil {
+		trSrc, teSrc, err := openSources(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		d = &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}
+		if d.rows == 0 {
+			return nil, fmt.Errorf("the training set %s has no rows", trSrc.Name())
+		}
+	}
+	fresh := d.train == nil // nothing held yet: classes and statistics are still to agree on
+	d.part = d.trainSrc.Sharding().Part(r, n)
+	newTrain, err := moveShards(ctx, d.trainSrc, &d.train, d.part)
 	if err != nil {
 		return nil, err
 	}
-	d := &nodeData{rows: trSrc.NumRows(), task: taskOf(cfg)}
-	if d.rows == 0 {
-		return nil, fmt.Errorf("the training set %s has no rows", cfg.Data.Train)
-	}
-	d.part = train.NewSharding(d.rows, 0).Part(r, n)
-	if d.train, err = trSrc.Read(d.part.Owns); err != nil {
-		return nil, err
-	}
-	if teSrc != nil && teSrc.NumRows() > 0 {
-		tp := train.NewSharding(teSrc.NumRows(), 0).Part(r, n)
-		if d.test, err = teSrc.Read(tp.Owns); err != nil {
+	var newTest []*data.Table
+	if d.testSrc != nil && d.testSrc.Rows() > 0 {
+		d.tpart = d.testSrc.Sharding().Part(r, n)
+		if newTest, err = moveShards(ctx, d.testSrc, &d.test, d.tpart); err != nil {
 			return nil, err
 		}
 	}
-	d.features = d.train.Features
+	d.read, d.readTook = 0, time.Since(start)
+	for _, t := range append(newTrain, newTest...) {
+		d.read += t.Len()
+	}
 
-	switch {
-	case prev != nil:
-		d.classes = prev.classes
-	case d.task == train.TaskBinary:
-		d.classes = 2
-	case d.task == train.TaskMulticlass:
-		d.classes = cfg.Model.Classes
-		if s := cfg.Data.Synthetic; d.classes == 0 && s != nil && cfg.Data.Format == "synthetic" {
-			d.classes = s.Classes
-		}
-		if d.classes == 0 { // from the data: the largest label of any node, plus one
-			v := []float64{d.train.MaxLabel()}
-			if d.test != nil {
-				v[0] = math.Max(v[0], d.test.MaxLabel())
+	if fresh && prev == nil {
+		switch d.task {
+		case train.TaskBinary:
+			d.classes = 2
+		case train.TaskMulticlass:
+			d.classes = cfg.Model.Classes
+			if s := cfg.Data.Synthetic; d.classes == 0 && s != nil && cfg.Data.Format == "synthetic" {
+				d.classes = s.Classes
 			}
-			if err := c.AllReduce(ctx, v, ring.Max); err != nil {
-				return nil, fmt.Errorf("agreeing on the number of classes: %w", err)
-			}
-			d.classes = int(v[0]) + 1
-		}
-	}
-	for _, t := range []*train.Table{d.train, d.test} {
-		if t != nil {
-			if err := t.PrepareLabels(d.task, d.classes); err != nil {
-				return nil, err
+			if d.classes == 0 { // from the data: the largest label of any node, plus one
+				v := []float64{math.Inf(-1)}
+				for _, t := range append(newTrain, newTest...) {
+					v[0] = math.Max(v[0], t.MaxLabel())
+				}
+				if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+					return nil, fmt.Errorf("agreeing on the number of classes: %w", err)
+				}
+				d.classes = int(v[0]) + 1
 			}
 		}
 	}
-	switch {
-	case prev != nil && prev.mean != nil:
-		d.mean, d.std = prev.mean, prev.std
-		d.train.Standardize(d.mean, d.std)
-		if d.test != nil {
-			d.test.Standardize(d.mean, d.std)
+	for _, t := range append(newTrain, newTest...) {
+		if err := t.PrepareLabels(d.task, d.classes); err != nil {
+			return nil, err
 		}
-	case cfg.Data.Normalize:
+	}
+	if fresh && prev == nil && cfg.Data.Normalize {
 		mom := make([]float64, 2*d.features+1)
-		d.train.Moments(mom)
+		for _, t := range newTrain {
+			t.AddMoments(mom)
+		}
 		if err := c.AllReduce(ctx, mom, ring.Sum); err != nil {
 			return nil, fmt.Errorf("standardization statistics: %w", err)
 		}
-		d.mean, d.std = train.MeanStd(mom)
-		d.train.Standardize(d.mean, d.std)
-		if d.test != nil {
-			d.test.Standardize(d.mean, d.std)
+		d.mean, d.std = data.MeanStd(mom)
+	}
+	if d.mean != nil {
+		for _, t := range append(newTrain, newTest...) {
+			t.Standardize(d.mean, d.std)
 		}
 	}
 	return d, nil
 }
 
-// probeData learns the shape of the data (rows, features, task) without
-// reading any row: what a joiner needs before the ring sends it the rest.
-func probeData(cfg *config.Config) (*nodeData, error) {
-	trSrc, _, err := openSources(cfg)
+// moveShards makes *held hold exactly the shards of part: it drops the
+// others and reads only the missing ones, which it returns.
+func moveShards(ctx context.Context, src data.Source, held **data.Held, part data.Part) ([]*data.Table, error) {
+	if *held == nil {
+		*held = data.NewHeld(src.Sharding())
+	}
+	h := *held
+	h.Keep(part.OwnsShard)
+	tables, err := src.ReadShards(ctx, h.Missing(part.OwnsShard))
 	if err != nil {
 		return nil, err
 	}
-	empty, err := trSrc.Read(func(int) bool { return false })
+	return tables, h.Add(tables)
+}
+
+// probeData opens the data sets (their index pass) without reading any
+// row: what a joiner needs before the ring sends it the rest.
+func probeData(ctx context.Context, cfg *config.Config) (*nodeData, error) {
+	trSrc, teSrc, err := openSources(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &nodeData{rows: trSrc.NumRows(), task: taskOf(cfg), features: empty.Features, train: empty}, nil
+	return &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}, nil
 }

@@ -49,7 +49,7 @@ func writeFileAtomic(path string, data []byte) error {
 // saveModel writes model.json (rank 0 only) atomically.
 func (t *trainer) saveModel() error {
 	sum := sha256.Sum256(floatBytes(t.theta))
-	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.train.FeatureNames,
+	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
 		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
 		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:])}
 	b, err := json.MarshalIndent(f, "", " ")

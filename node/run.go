@@ -169,7 +169,7 @@ func (w *worker) runningRing(ctx context.Context) bool {
 // the step, and trains on.
 func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 	w.log.Info("the cluster is training: joining the running ring")
-	t, err := newJoiner(w)
+	t, err := newJoiner(ctx, w)
 	if err != nil {
 		return nil, err
 	}

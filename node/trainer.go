@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -40,9 +41,9 @@ type trainer struct {
 	v     []float64 // [Σ grad (P), Σ loss, count]
 	eval  []float64 // evaluation sums
 
-	sched                  *train.Schedule
+	sched                  *data.Schedule
 	steps, perEpoch, batch int
-	owned                  []int // this node's rows of the current batch (local indices)
+	owned                  data.Batch // this node's rows of the current batch, by shard
 	metrics                *metricsWriter
 	stats                  *StepStats
 	done                   int  // steps applied to θ (-1: a joiner without state yet)
@@ -93,8 +94,8 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 
 // newJoiner is the trainer of a node that joins a running ring: it has no
 // rows, model or state yet; resume brings all three from the ring.
-func newJoiner(w *worker) (*trainer, error) {
-	d, err := probeData(w.cfg)
+func newJoiner(ctx context.Context, w *worker) (*trainer, error) {
+	d, err := probeData(ctx, w.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,13 +126,13 @@ func (t *trainer) build() error {
 	if t.batch <= 0 || t.batch > d.rows {
 		t.batch = d.rows // full batch: plain gradient descent
 	}
-	t.sched = train.NewSchedule(cfg.Seed, d.rows, cfg.Training.BatchSize)
+	t.sched = data.NewSchedule(cfg.Seed, d.rows, cfg.Training.BatchSize)
 	t.perEpoch = t.sched.StepsPerEpoch()
 	t.steps = cfg.Training.Steps
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
 	}
-	t.owned = make([]int, 0, t.batch)
+	t.owned = data.Batch{}
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
 	return nil
@@ -153,13 +154,14 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	P := t.model.NumParams()
 	t0 := time.Now()
 	_, _, batch := t.sched.Batch(step)
-	var err error
-	if t.owned, err = t.data.part.LocalRows(t.data.train, batch, t.owned); err != nil {
+	if err := t.data.train.Batch(batch, t.data.part.OwnsShard, &t.owned); err != nil {
 		return 0, err
 	}
 	clear(t.v)
-	t.v[P] = t.model.LossGrad(t.theta, t.data.train, t.owned, t.v[:P])
-	t.v[P+1] = float64(len(t.owned))
+	for _, g := range t.owned.Groups { // shard by shard, in row order
+		t.v[P] += t.model.LossGrad(t.theta, g.T, g.Rows, t.v[:P])
+	}
+	t.v[P+1] = float64(t.owned.Len())
 	if t.wantsReform() { // rides on the step's allreduce: every node learns it at the same step
 		t.v[P+2] = 1
 	}
@@ -190,7 +192,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	sc := &stepContext{Context: ctx}
 	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
 	start := time.Now()
-	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "params", P,
+	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
+		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", P,
 		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
 	if t.w.resume {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
@@ -279,7 +282,9 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 		set = t.data.train
 	}
 	clear(t.eval)
-	train.Evaluate(t.model, t.theta, set, t.eval)
+	for _, tab := range set.Tables() {
+		train.Evaluate(t.model, t.theta, tab, t.eval)
+	}
 	if err := t.comm.AllReduce(ctx, t.eval, ring.Sum); err != nil {
 		return ringFailure(fmt.Errorf("evaluation after step %d: %w", step, err))
 	}

@@ -22,23 +22,25 @@ func EvalLen(m Model) int {
 	return 3
 }
 
-// Evaluate writes into out (EvalLen(m) long) the sums of m's scores over all
-// rows of t. Sum them over nodes (allreduce), then call Finish.
+// Evaluate adds into out (EvalLen(m) long) the sums of m's scores over all
+// rows of t. Sum them over tables and nodes (allreduce), then call Finish.
 //
 //	sums := make([]float64, train.EvalLen(m))
-//	train.Evaluate(m, theta, t, sums)
+//	for _, t := range tables {
+//		train.Evaluate(m, theta, t, sums)
+//	}
 //	// allreduce sums
 //	fmt.Println(train.Finish(m, sums).Accuracy)
 func Evaluate(m Model, theta []float64, t *Table, out []float64) {
 	if len(out) != EvalLen(m) {
 		panic(fmt.Sprintf("train: Evaluate: out has %d elements, want %d", len(out), EvalLen(m)))
 	}
-	clear(out)
 	pred := make([]float64, m.Outputs())
+	buf := make([]float64, t.Features)
 	regression := m.Task() == TaskRegression
-	for i := range t.Rows {
+	for i := range t.Len() {
 		y := t.Y[i]
-		out[0] += m.evalRow(theta, t.Row(i), y, pred)
+		out[0] += m.evalRow(theta, t.RowTo(i, buf), y, pred)
 		switch {
 		case regression:
 			d := pred[0] - y
@@ -49,7 +51,7 @@ func Evaluate(m Model, theta []float64, t *Table, out []float64) {
 			out[1]++
 		}
 	}
-	out[len(out)-1] = float64(len(t.Rows))
+	out[len(out)-1] += float64(t.Len())
 }
 
 // predictedClass returns the most probable class of a prediction: P(1) > 0.5

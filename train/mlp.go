@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"unsafe"
 
 	"gonum.org/v1/gonum/floats"
 )
@@ -22,6 +23,7 @@ type network struct {
 	nparams int
 	relu    bool
 	act     [][]float64 // act[l]: output of layer l (l >= 1); the last holds the head's input z
+	x       []float64   // a float32 row converted to float64
 	delta   [][]float64 // delta[l]: dloss/d(pre-activation of layer l)
 }
 
@@ -32,6 +34,7 @@ func newNetwork(spec ModelSpec, task string, features, classes, outputs int) *ne
 	n.off = make([]int, L+1)
 	n.act = make([][]float64, L+1)
 	n.delta = make([][]float64, L+1)
+	n.x = make([]float64, features)
 	for l := 1; l <= L; l++ {
 		n.off[l] = n.nparams
 		n.nparams += n.sizes[l]*n.sizes[l-1] + n.sizes[l]
@@ -130,7 +133,7 @@ func (n *network) LossGrad(theta []float64, t *Table, rows []int, grad []float64
 		if i+ahead < len(rows) {
 			prefetchRow(t, rows[i+ahead])
 		}
-		x := t.Row(r)
+		x := t.RowTo(r, n.x)
 		z := n.forward(theta, x)
 		lossSum += n.head.lossGrad(z, t.Y[r], n.delta[last])
 		for l := last; l >= 1; l-- { // backpropagation
@@ -169,8 +172,12 @@ func (n *network) LossGrad(theta []float64, t *Table, rows []int, grad []float64
 
 // prefetchRow starts loading local row i of t into cache.
 func prefetchRow(t *Table, i int) {
-	if t.Features > 0 {
-		prefetch(&t.X[i*t.Features], t.Features)
+	switch {
+	case t.Features == 0:
+	case t.X32 != nil:
+		prefetch(unsafe.Pointer(&t.X32[i*t.Features]), t.Features*4)
+	default:
+		prefetch(unsafe.Pointer(&t.X[i*t.Features]), t.Features*8)
 	}
 }
 

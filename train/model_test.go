@@ -29,7 +29,7 @@ var modelCases = []struct {
 func randTable(seed uint64, n, f int, task string, classes int) *Table {
 	r := rand.New(rand.NewPCG(seed, 99))
 	t := &Table{Source: "random", Features: f}
-	for i := range n {
+	for range n {
 		for range f {
 			t.X = append(t.X, r.NormFloat64())
 		}
@@ -42,7 +42,6 @@ func randTable(seed uint64, n, f int, task string, classes int) *Table {
 		case TaskMulticlass:
 			y = float64(r.IntN(classes))
 		}
-		t.Rows = append(t.Rows, i)
 		t.Y = append(t.Y, y)
 	}
 	return t
@@ -231,7 +230,7 @@ func TestLinearPredictAndLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	theta := []float64{2, -1, 0.5} // w, b
-	tab := &Table{Features: 2, Rows: []int{0}, X: []float64{3, 4}, Y: []float64{1}}
+	tab := &Table{Features: 2, X: []float64{3, 4}, Y: []float64{1}}
 	out := make([]float64, 1)
 	m.Predict(theta, tab.Row(0), out)
 	if out[0] != 2.5 {
@@ -248,7 +247,7 @@ func TestLinearPredictAndLoss(t *testing.T) {
 
 func TestLogisticStableAtExtremes(t *testing.T) {
 	m, _ := NewModel(ModelSpec{Kind: KindLogistic}, 1, 2)
-	tab := &Table{Features: 1, Rows: []int{0, 1}, X: []float64{1, 1}, Y: []float64{0, 1}}
+	tab := &Table{Features: 1, X: []float64{1, 1}, Y: []float64{0, 1}}
 	grad := make([]float64, 2)
 	for _, w := range []float64{-1000, 1000} {
 		loss := m.LossGrad([]float64{w, 0}, tab, []int{0, 1}, grad)

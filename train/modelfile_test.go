@@ -2,6 +2,8 @@ package train
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -35,4 +37,13 @@ func TestModelFileRoundTrip(t *testing.T) {
 	if _, _, err := ReadModelFile(writeFile(t, "bad.json", string(b))); err == nil || !strings.Contains(err.Error(), "bad.json") {
 		t.Errorf("ReadModelFile with 2 stds: %v", err)
 	}
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -2,29 +2,29 @@ package train
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/dmlrun/dmlrun/data"
 )
 
-// PredictCSV reads a CSV file in the training format and writes one line per
-// row to w: the predicted value (regression), the probability of label 1
+// Predict reads every row of src (opened with data.Spec.Unlabeled, so that
+// every column is a candidate feature) and writes one line per row to w, in
+// row order: the predicted value (regression), the probability of label 1
 // (binary), or the class probabilities separated by commas (multiclass),
 // each as Go's shortest round-trip float. Columns are matched to the model's
 // features by name, so a label column (or any other extra column) is
-// ignored; a missing feature column is an error that names it.
-func (f *ModelFile) PredictCSV(m Model, path string, w io.Writer) error {
-	csv, err := OpenCSVUnlabeled(path)
-	if err != nil {
-		return err
-	}
-	t, err := csv.Read(nil)
-	if err != nil {
-		return err
-	}
-	col := make(map[string]int, t.Features)
-	for j, name := range t.FeatureNames {
+// ignored; a missing feature column is an error that names it. It reads
+// one virtual shard at a time.
+//
+//	src, err := data.Open(ctx, data.Spec{Paths: []string{"new.csv"}, Unlabeled: true})
+//	err = f.Predict(ctx, m, src, os.Stdout)
+func (f *ModelFile) Predict(ctx context.Context, m Model, src data.Source, w io.Writer) error {
+	col := make(map[string]int, len(src.FeatureNames()))
+	for j, name := range src.FeatureNames() {
 		col[name] = j
 	}
 	idx := make([]int, f.Shape.Features)
@@ -35,31 +35,39 @@ func (f *ModelFile) PredictCSV(m Model, path string, w io.Writer) error {
 		}
 		c, ok := col[name]
 		if !ok {
-			return fmt.Errorf("%s: no column %q, which the model needs (its features: %s)", path, name, strings.Join(f.FeatureNames, ", "))
+			return fmt.Errorf("%s: no column %q, which the model needs (its features: %s)", src.Name(), name, strings.Join(f.FeatureNames, ", "))
 		}
 		idx[j] = c
 	}
 	bw := bufio.NewWriter(w)
 	x := make([]float64, f.Shape.Features)
+	buf := make([]float64, len(src.FeatureNames()))
 	out := make([]float64, m.Outputs())
 	var line []byte
-	for i := range t.Len() {
-		row := t.Row(i)
-		for j, c := range idx {
-			x[j] = row[c]
-		}
-		f.Standardize(x)
-		m.Predict(f.Theta, x, out)
-		line = line[:0]
-		for k, v := range out {
-			if k > 0 {
-				line = append(line, ',')
-			}
-			line = strconv.AppendFloat(line, v, 'g', -1, 64)
-		}
-		line = append(line, '\n')
-		if _, err := bw.Write(line); err != nil {
+	for v := range src.Sharding().Shards() {
+		ts, err := src.ReadShards(ctx, []int{v})
+		if err != nil {
 			return err
+		}
+		t := ts[0]
+		for i := range t.Len() {
+			row := t.RowTo(i, buf)
+			for j, c := range idx {
+				x[j] = row[c]
+			}
+			f.Standardize(x)
+			m.Predict(f.Theta, x, out)
+			line = line[:0]
+			for k, v := range out {
+				if k > 0 {
+					line = append(line, ',')
+				}
+				line = strconv.AppendFloat(line, v, 'g', -1, 64)
+			}
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
 		}
 	}
 	return bw.Flush()

@@ -1,7 +1,9 @@
 package train
 
-// prefetch asks the CPU to start loading the n float64s at addr into cache,
+import "unsafe"
+
+// prefetch asks the CPU to start loading the n bytes at addr into cache,
 // without waiting for them.
 //
 //go:noescape
-func prefetch(addr *float64, n int)
+func prefetch(addr unsafe.Pointer, n int)

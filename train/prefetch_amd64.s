@@ -1,11 +1,10 @@
 #include "textflag.h"
 
-// func prefetch(addr *float64, n int)
-// Issues PREFETCHT0 for every 64-byte line of n float64s starting at addr.
+// func prefetch(addr unsafe.Pointer, n int)
+// Issues PREFETCHT0 for every 64-byte line of the n bytes starting at addr.
 TEXT ·prefetch(SB), NOSPLIT, $0-16
 	MOVQ addr+0(FP), AX
 	MOVQ n+8(FP), CX
-	SHLQ $3, CX
 	ADDQ AX, CX
 loop:
 	CMPQ AX, CX

@@ -2,4 +2,6 @@
 
 package train
 
-func prefetch(addr *float64, n int) {}
+import "unsafe"
+
+func prefetch(addr unsafe.Pointer, n int) {}

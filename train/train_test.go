@@ -1,38 +1,43 @@
 package train
 
 import (
+	"context"
 	"math"
 	"testing"
+
+	"github.com/dmlrun/dmlrun/data"
 )
 
 // simulate trains on spec as nodes nodes would: each builds its own table and
 // model, the local vectors are summed (the allreduce), and every node applies
 // the same update. It returns θ after steps steps and the last loss.
-func simulate(t *testing.T, nodes int, spec SyntheticSpec, ms ModelSpec, ospec OptimizerSpec, batch, steps int) ([]float64, float64) {
+func simulate(t *testing.T, nodes int, spec data.SyntheticSpec, ms ModelSpec, ospec OptimizerSpec, batch, steps int) ([]float64, float64) {
 	t.Helper()
-	s := NewSharding(spec.NumRows(), 0)
+	src, err := data.NewSynthetic(spec, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.Sharding()
 	parts := s.Assign(nodes)
-	tables := make([]*Table, nodes)
+	held := make([]*data.Held, nodes)
 	models := make([]Model, nodes)
 	moments := make([]float64, 2*spec.Features+1)
 	for r, p := range parts {
-		tab, err := Synthetic(spec, p.Owns)
-		if err != nil {
+		if held[r], err = data.ReadPart(context.Background(), src, p); err != nil {
 			t.Fatal(err)
 		}
-		m := make([]float64, len(moments))
-		tab.Moments(m)
-		for i := range m {
-			moments[i] += m[i]
+		for _, tab := range held[r].Tables() {
+			tab.AddMoments(moments)
 		}
 		if models[r], err = NewModel(ms, spec.Features, spec.NumClasses()); err != nil {
 			t.Fatal(err)
 		}
-		tables[r] = tab
 	}
-	mean, std := MeanStd(moments)
-	for _, tab := range tables {
-		tab.Standardize(mean, std)
+	mean, std := data.MeanStd(moments)
+	for _, h := range held {
+		for _, tab := range h.Tables() {
+			tab.Standardize(mean, std)
+		}
 	}
 	P := models[0].NumParams()
 	theta, g, sum := make([]float64, P), make([]float64, P), make([]float64, P+2)
@@ -41,20 +46,22 @@ func simulate(t *testing.T, nodes int, spec SyntheticSpec, ms ModelSpec, ospec O
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := NewSchedule(42, s.Rows(), batch)
+	sched := data.NewSchedule(42, s.Rows(), batch)
 	v := make([]float64, P+2)
-	var local []int
+	var local data.Batch
 	var loss float64
 	for step := range steps {
 		_, _, b := sched.Batch(step)
 		clear(sum)
 		for r, p := range parts {
-			if local, err = p.LocalRows(tables[r], b, local); err != nil {
+			if err := held[r].Batch(b, p.OwnsShard, &local); err != nil {
 				t.Fatal(err)
 			}
 			clear(v)
-			v[P] = models[r].LossGrad(theta, tables[r], local, v[:P])
-			v[P+1] = float64(len(local))
+			for _, g := range local.Groups {
+				v[P] += models[r].LossGrad(theta, g.T, g.Rows, v[:P])
+			}
+			v[P+1] = float64(local.Len())
 			for i := range v {
 				sum[i] += v[i]
 			}
@@ -71,16 +78,16 @@ func simulate(t *testing.T, nodes int, spec SyntheticSpec, ms ModelSpec, ospec O
 func TestTrajectoryDoesNotDependOnNodes(t *testing.T) {
 	for _, c := range []struct {
 		name  string
-		data  SyntheticSpec
+		data  data.SyntheticSpec
 		model ModelSpec
 		opt   OptimizerSpec
 		batch int
 	}{
-		{"linear full batch", SyntheticSpec{Task: TaskRegression, Samples: 300, Features: 4, Noise: 0.1, Seed: 1},
+		{"linear full batch", data.SyntheticSpec{Task: TaskRegression, Samples: 300, Features: 4, Noise: 0.1, Seed: 1},
 			ModelSpec{Kind: KindLinear}, OptimizerSpec{Kind: OptSGD, LR: 0.1}, 0},
-		{"logistic minibatch", SyntheticSpec{Task: TaskBinary, Samples: 300, Features: 4, Noise: 0.1, Seed: 2},
+		{"logistic minibatch", data.SyntheticSpec{Task: TaskBinary, Samples: 300, Features: 4, Noise: 0.1, Seed: 2},
 			ModelSpec{Kind: KindLogistic, L2: 1e-3}, OptimizerSpec{Kind: OptMomentum, LR: 0.1}, 64},
-		{"mlp softmax adam", SyntheticSpec{Task: TaskMulticlass, Samples: 300, Features: 4, Classes: 3, Noise: 0.1, Seed: 3},
+		{"mlp softmax adam", data.SyntheticSpec{Task: TaskMulticlass, Samples: 300, Features: 4, Classes: 3, Noise: 0.1, Seed: 3},
 			ModelSpec{Kind: KindMLP, Hidden: []int{8}, Output: TaskMulticlass, L2: 1e-4, Seed: 3}, OptimizerSpec{Kind: OptAdam, LR: 0.01}, 50},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,7 +108,7 @@ func TestTrajectoryDoesNotDependOnNodes(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	lin, _ := NewModel(ModelSpec{Kind: KindLinear}, 1, 0)
-	tab := &Table{Features: 1, Rows: []int{0, 1, 2, 3}, X: []float64{0, 1, 2, 3}, Y: []float64{1, 2, 2, 5}}
+	tab := &Table{Features: 1, X: []float64{0, 1, 2, 3}, Y: []float64{1, 2, 2, 5}}
 	theta := []float64{1, 1} // ŷ = x + 1: errors 0, 0, -1, -1
 	sums := make([]float64, EvalLen(lin))
 	Evaluate(lin, theta, tab, sums)
@@ -127,8 +134,8 @@ func TestMetrics(t *testing.T) {
 
 	// Sums of two halves finish like the sums of all.
 	a, b := make([]float64, 3), make([]float64, 3)
-	Evaluate(soft, theta, &Table{Features: 1, Rows: []int{0, 1}, X: tab.X[:2], Y: tab.Y[:2]}, a)
-	Evaluate(soft, theta, &Table{Features: 1, Rows: []int{2, 3}, X: tab.X[2:], Y: tab.Y[2:]}, b)
+	Evaluate(soft, theta, &Table{Features: 1, X: tab.X[:2], Y: tab.Y[:2]}, a)
+	Evaluate(soft, theta, &Table{Features: 1, X: tab.X[2:], Y: tab.Y[2:]}, b)
 	for i := range a {
 		a[i] += b[i]
 	}

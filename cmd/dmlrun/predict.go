@@ -8,11 +8,12 @@ import (
 	"io"
 	"os"
 
+	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/train"
 )
 
 // predictCmd runs `dmlrun predict -model model.json data.csv [-o out.csv]`.
-func predictCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func predictCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dmlrun predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "model.json written by a training run (required)")
@@ -39,7 +40,11 @@ func predictCmd(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		defer file.Close()
 		w = file
 	}
-	if err := f.PredictCSV(m, fs.Arg(0), w); err != nil {
+	src, err := data.Open(ctx, data.Spec{Paths: []string{fs.Arg(0)}, Unlabeled: true})
+	if err != nil {
+		return err
+	}
+	if err := f.Predict(ctx, m, src, w); err != nil {
 		return err
 	}
 	if c, ok := w.(*os.File); ok && c != os.Stdout {

@@ -1,11 +1,10 @@
-package train
+package data
 
 import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
-	"slices"
-	"sort"
+		"sort"
 )
 
 // DefaultShards is the number of virtual shards when none is given.
@@ -21,9 +20,9 @@ type Sharding struct {
 // NewSharding returns the sharding of rows rows into shards virtual shards
 // (shards <= 0: DefaultShards), never more shards than rows.
 //
-//	s := train.NewSharding(f.NumRows(), 0)
-//	part := s.Part(rank, nodes)  // this node's shards and rows
-//	t, err := f.Read(part.Owns)  // parse only those rows
+//	s := data.NewSharding(src.Rows(), 0)
+//	part := s.Part(rank, nodes)                        // this node's shards and rows
+//	tables, err := src.ReadShards(ctx, part.Shards()) // parse only those
 func NewSharding(rows, shards int) Sharding {
 	if shards <= 0 {
 		shards = DefaultShards
@@ -52,7 +51,7 @@ func (s Sharding) ShardRows(v int) (lo, hi int) { return s.start(v), s.start(v +
 // ShardOf returns the shard that holds row.
 func (s Sharding) ShardOf(row int) int {
 	if row < 0 || row >= s.rows {
-		panic(fmt.Sprintf("train: ShardOf(%d): rows are 0..%d", row, s.rows-1))
+		panic(fmt.Sprintf("data: ShardOf(%d): rows are 0..%d", row, s.rows-1))
 	}
 	v := row * s.shards / s.rows
 	for v+1 < s.shards && s.start(v+1) <= row {
@@ -73,9 +72,20 @@ type Part struct {
 	FirstRow, EndRow     int
 }
 
-// Owns reports whether the part holds global row. Pass p.Owns as the keep
-// function of a reader.
+// Owns reports whether the part holds global row.
 func (p Part) Owns(row int) bool { return row >= p.FirstRow && row < p.EndRow }
+
+// OwnsShard reports whether the part holds virtual shard v.
+func (p Part) OwnsShard(v int) bool { return v >= p.FirstShard && v < p.EndShard }
+
+// Shards returns the part's virtual shards, ascending.
+func (p Part) Shards() []int {
+	s := make([]int, 0, p.EndShard-p.FirstShard)
+	for v := p.FirstShard; v < p.EndShard; v++ {
+		s = append(s, v)
+	}
+	return s
+}
 
 // Len returns the number of rows of the part.
 func (p Part) Len() int { return p.EndRow - p.FirstRow }
@@ -84,7 +94,7 @@ func (p Part) Len() int { return p.EndRow - p.FirstRow }
 // balanced by rows (each cut is the shard boundary nearest to rank*N/nodes).
 func (s Sharding) Part(rank, nodes int) Part {
 	if nodes < 1 || rank < 0 || rank >= nodes {
-		panic(fmt.Sprintf("train: Part(%d, %d): want 0 <= rank < nodes", rank, nodes))
+		panic(fmt.Sprintf("data: Part(%d, %d): want 0 <= rank < nodes", rank, nodes))
 	}
 	lo, hi := s.cut(rank, nodes), s.cut(rank+1, nodes)
 	return Part{Rank: rank, Nodes: nodes, FirstShard: lo, EndShard: hi, FirstRow: s.start(lo), EndRow: s.start(hi)}
@@ -115,36 +125,6 @@ func (s Sharding) cut(r, n int) int {
 		v--
 	}
 	return v
-}
-
-// LocalRows writes into out the local indices (into t) of the rows of batch
-// that the part owns, in ascending row order, which is also shard by shard and
-// row by row within a shard: the order in which LossGrad must sum them. It
-// returns out[:k]; it allocates only if out is too short. t must hold every
-// row the part owns (it may hold more).
-//
-//	local, err := part.LocalRows(t, sched.Batch(step), buf)
-//	lossSum := m.LossGrad(theta, t, local, v[:P])
-func (p Part) LocalRows(t *Table, batch []int, out []int) ([]int, error) {
-	out = out[:0]
-	contiguous := len(t.Rows) > 0 && t.Rows[len(t.Rows)-1]-t.Rows[0] == len(t.Rows)-1
-	for _, row := range batch {
-		if !p.Owns(row) {
-			continue
-		}
-		var i int
-		if contiguous && row >= t.Rows[0] && row <= t.Rows[len(t.Rows)-1] {
-			i = row - t.Rows[0]
-		} else {
-			var ok bool
-			if i, ok = slices.BinarySearch(t.Rows, row); !ok {
-				return out, fmt.Errorf("train: row %d is in part %d of %d but not in the table of %s", row, p.Rank, p.Nodes, t.Source)
-			}
-		}
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // StepsPerEpoch returns ceil(rows/batch), or 1 for a full batch (batch <= 0 or
@@ -203,7 +183,7 @@ type Schedule struct {
 
 // NewSchedule returns the schedule of rows rows with global batch size batch.
 //
-//	sched := train.NewSchedule(cfg.Seed, s.Rows(), cfg.Training.BatchSize)
+//	sched := data.NewSchedule(cfg.Seed, s.Rows(), cfg.Training.BatchSize)
 //	for step := start; step < steps; step++ {
 //		epoch, k, batch := sched.Batch(step)
 //		...
@@ -242,4 +222,17 @@ func (s *Schedule) Batch(step int) (epoch, k int, batch []int) {
 		s.epoch = epoch
 	}
 	return epoch, k, s.perm[k*s.batch : min((k+1)*s.batch, s.rows)]
+}
+
+// ShardOfTable returns the shard that table t covers exactly, or -1 if it
+// covers anything else.
+func (s Sharding) ShardOfTable(t *Table) int {
+	if t.First < 0 || t.First >= s.rows {
+		return -1
+	}
+	v := s.ShardOf(t.First)
+	if lo, hi := s.ShardRows(v); lo != t.First || hi-lo != t.Len() {
+		return -1
+	}
+	return v
 }

@@ -1,6 +1,7 @@
-package train
+package data
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -80,14 +81,16 @@ func mix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// Synthetic generates the rows i of spec for which keep(i) is true (keep ==
-// nil: all rows).
+// Synthetic generates rows first..first+rows-1 of spec as one table.
 //
-//	spec := train.SyntheticSpec{Task: train.TaskBinary, Samples: 10000, Features: 20, Noise: 0.1, Seed: 7}
-//	t, err := train.Synthetic(spec, part.Owns)
-func Synthetic(spec SyntheticSpec, keep func(row int) bool) (*Table, error) {
+//	spec := data.SyntheticSpec{Task: data.TaskBinary, Samples: 10000, Features: 20, Noise: 0.1, Seed: 7}
+//	t, err := data.Synthetic(spec, 0, spec.Samples, false)
+func Synthetic(spec SyntheticSpec, first, rows int, f32 bool) (*Table, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
+	}
+	if first < 0 || rows < 0 || first+rows > spec.Samples {
+		return nil, fmt.Errorf("synthetic: rows %d..%d: the spec has %d", first, first+rows-1, spec.Samples)
 	}
 	f := spec.Features
 	k := 1 // number of hidden linear scores
@@ -105,24 +108,16 @@ func Synthetic(spec SyntheticSpec, keep func(row int) bool) (*Table, error) {
 			w[i] *= 0.5 // keep the classes roughly balanced
 		}
 	}
-	names := make([]string, f)
-	for j := range names {
-		names[j] = "x" + strconv.Itoa(j+1)
-	}
-	t := &Table{Source: "synthetic", Features: f, FeatureNames: names}
+	t := NewTable("synthetic", spec.FeatureNames(), first, rows, f32)
 	src := rand.NewPCG(0, 0)
 	r := rand.New(src)
 	rowSeed := mix(spec.Seed ^ streamRows)
-	for i := range spec.Samples {
-		if keep != nil && !keep(i) {
-			continue
-		}
-		src.Seed(rowSeed, uint64(spec.Offset+i))
-		n := len(t.X)
-		t.X = append(t.X, make([]float64, f)...)
-		x := t.X[n:]
+	x := make([]float64, f)
+	for i := range rows {
+		src.Seed(rowSeed, uint64(spec.Offset+first+i))
 		for j := range x {
 			x[j] = r.NormFloat64()
+			t.set(i, j, x[j])
 		}
 		best, label := 0.0, 0
 		for c := range k {
@@ -145,8 +140,50 @@ func Synthetic(spec SyntheticSpec, keep func(row int) bool) (*Table, error) {
 				y = 1
 			}
 		}
-		t.Rows = append(t.Rows, i)
-		t.Y = append(t.Y, y)
+		t.Y[i] = y
 	}
 	return t, nil
+}
+
+// FeatureNames returns "x1" .. "xF".
+func (s SyntheticSpec) FeatureNames() []string {
+	names := make([]string, s.Features)
+	for j := range names {
+		names[j] = "x" + strconv.Itoa(j+1)
+	}
+	return names
+}
+
+// syntheticSource is a SyntheticSpec as a Source: every shard is generated
+// on demand.
+type syntheticSource struct {
+	spec  SyntheticSpec
+	s     Sharding
+	names []string
+	f32   bool
+}
+
+// NewSynthetic returns the generator as a Source of V virtual shards
+// (shards <= 0: DefaultShards).
+func NewSynthetic(spec SyntheticSpec, shards int, f32 bool) (Source, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	return &syntheticSource{spec: spec, s: NewSharding(spec.Samples, shards), names: spec.FeatureNames(), f32: f32}, nil
+}
+
+func (g *syntheticSource) Name() string           { return "synthetic" }
+func (g *syntheticSource) Rows() int              { return g.spec.Samples }
+func (g *syntheticSource) FeatureNames() []string { return g.names }
+func (g *syntheticSource) Sharding() Sharding     { return g.s }
+
+func (g *syntheticSource) ReadShards(ctx context.Context, shards []int) ([]*Table, error) {
+	return readParallel(ctx, g.s, shards, func(v int) (*Table, error) {
+		lo, hi := g.s.ShardRows(v)
+		t, err := Synthetic(g.spec, lo, hi-lo, g.f32)
+		if t != nil {
+			t.FeatureNames = g.names
+		}
+		return t, err
+	})
 }

@@ -1,0 +1,130 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// Source is a data set whose virtual shards can be read one at a time: a
+// node reads only the shards it owns, and after the ring changes only those
+// newly assigned to it. Opening a source reads what it needs to know where
+// every shard starts (for CSV and LIBSVM one byte-level pass per file, kept
+// for the run); ReadShards then parses just the byte ranges (or Parquet row
+// groups) of the shards asked for.
+//
+//	src, err := data.Open(ctx, data.Spec{Paths: []string{"data/part-*.csv"}, Label: "y"})
+//	part := src.Sharding().Part(rank, nodes)
+//	tables, err := src.ReadShards(ctx, part.Shards()) // one table per shard
+type Source interface {
+	// Name names the data set in messages: its path, or its first path and
+	// how many files follow.
+	Name() string
+	// Rows returns N, the number of data rows.
+	Rows() int
+	// FeatureNames returns the names of the feature columns.
+	FeatureNames() []string
+	// Sharding returns the virtual shards of the rows, fixed for the run.
+	Sharding() Sharding
+	// ReadShards parses the given virtual shards (ascending) and returns one
+	// table each, in the same order. It uses up to GOMAXPROCS goroutines.
+	ReadShards(ctx context.Context, shards []int) ([]*Table, error)
+}
+
+// Spec says which data set to open and how.
+type Spec struct {
+	// Paths are files, directories (their part files, in lexical order) or
+	// glob patterns; together, in order, they form one data set.
+	Paths []string
+	// Format is csv, libsvm or parquet; "" guesses from the file names
+	// (.parquet, .svm or .libsvm, else csv; a .gz suffix is looked through).
+	Format string
+	// Label names the label column (CSV, Parquet); "" means the last column.
+	Label string
+	// Unlabeled reads every column as a feature (for prediction); Y is NaN.
+	Unlabeled bool
+	// Float32 stores the features as float32 (half the memory).
+	Float32 bool
+	// Shards is V, the number of virtual shards; 0 means DefaultShards.
+	Shards int
+}
+
+// Open opens the data set of spec and indexes it.
+func Open(ctx context.Context, spec Spec) (Source, error) {
+	files, err := ExpandPaths(spec.Paths)
+	if err != nil {
+		return nil, err
+	}
+	format := spec.Format
+	if format == "" {
+		format = GuessFormat(files)
+	}
+	switch format {
+	case "csv":
+		return openCSV(ctx, files, spec)
+	case "libsvm":
+		return openLIBSVM(ctx, files, spec)
+	case "parquet":
+		return openParquet(ctx, files, spec)
+	}
+	return nil, fmt.Errorf("data: format %q is not csv, libsvm or parquet", format)
+}
+
+// GuessFormat returns the format the file names suggest: parquet if every
+// file ends in .parquet, libsvm if the first ends in .svm or .libsvm (also
+// before .gz), else csv.
+func GuessFormat(files []string) string {
+	if len(files) == 0 {
+		return "csv"
+	}
+	pq := true
+	for _, f := range files {
+		pq = pq && strings.HasSuffix(f, ".parquet")
+	}
+	name := strings.TrimSuffix(files[0], ".gz")
+	switch {
+	case pq:
+		return "parquet"
+	case strings.HasSuffix(name, ".svm") || strings.HasSuffix(name, ".libsvm"):
+		return "libsvm"
+	}
+	return "csv"
+}
+
+// sourceName names a list of files in messages.
+func sourceName(files []string) string {
+	if len(files) == 1 {
+		return files[0]
+	}
+	return fmt.Sprintf("%s (and %d more files)", files[0], len(files)-1)
+}
+
+// rowsParsed counts the rows every reader of this process has parsed: a test
+// hook to check that recovery reads only the shards that moved.
+var rowsParsed atomic.Int64
+
+// RowsParsed returns how many rows this process has parsed (or generated)
+// since it started.
+func RowsParsed() int64 { return rowsParsed.Load() }
+
+// readParallel reads shards with read, GOMAXPROCS at a time, and returns the
+// tables in the order of shards.
+func readParallel(ctx context.Context, s Sharding, shards []int, read func(v int) (*Table, error)) ([]*Table, error) {
+	if err := checkShards(s, shards); err != nil {
+		return nil, err
+	}
+	out := make([]*Table, len(shards))
+	err := runParallel(ctx, len(shards), func(i int) error {
+		t, err := read(shards[i])
+		if err == nil {
+			rowsParsed.Add(int64(t.Len()))
+			out[i] = t
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
