@@ -4,24 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
 // openCSV opens CSV files that each start with the same header line, and
 // indexes their rows.
 func openCSV(ctx context.Context, files []string, spec Spec) (*textSource, error) {
-	s := &textSource{name: sourceName(files), syntax: csvRows, f32: spec.Float32, parse: csvRecord}
-	for _, path := range files {
-		f := &textFile{path: path}
-		var err error
-		if f.header, f.dataStart, err = readHeader(path); err != nil {
-			return nil, err
-		}
-		if len(s.files) > 0 && !equalStrings(f.header, s.files[0].header) {
-			return nil, fmt.Errorf("%s: the header %s differs from the header of %s, %s", path, quoteList(f.header), files[0], quoteList(s.files[0].header))
-		}
-		s.files = append(s.files, f)
+	s, err := newTextSource(files, spec, csvRows, csvRecord)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.header(0); err != nil {
+		return nil, err
 	}
 	header := s.files[0].header
 	s.cols = len(header)
@@ -50,7 +44,7 @@ func openCSV(ctx context.Context, files []string, spec Spec) (*textSource, error
 			s.names = append(s.names, c)
 		}
 	}
-	if err := s.indexFiles(ctx, spec.Shards); err != nil {
+	if err := s.indexFiles(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -122,7 +116,7 @@ func equalStrings(a, b []string) bool {
 func quoteList(s []string) string {
 	q := make([]string, len(s))
 	for i, v := range s {
-		q[i] = strconv.Quote(v)
+		q[i] = quoteField([]byte(v)) // at most maxQuoted bytes of a huge name
 	}
 	return strings.Join(q, ", ")
 }

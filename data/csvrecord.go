@@ -104,6 +104,9 @@ func (c *csvRecords) record(b []byte, p int, atEOF bool, field func(col int, f [
 				c.scratch = append(c.scratch, f...)
 				f = c.scratch
 			}
+			if bytes.Contains(f, []byte("\r\n")) { // encoding/csv reads \r\n as \n, in quotes too
+				f = bytes.ReplaceAll(f, []byte("\r\n"), []byte("\n"))
+			}
 			if err := emit(f); err != nil {
 				return 0, err
 			}

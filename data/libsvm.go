@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -14,11 +15,11 @@ import (
 
 // openLIBSVM opens LIBSVM files and indexes their rows.
 func openLIBSVM(ctx context.Context, files []string, spec Spec) (*textSource, error) {
-	s := &textSource{name: sourceName(files), syntax: libsvmRows, f32: spec.Float32, parse: libsvmRecord}
-	for _, path := range files {
-		s.files = append(s.files, &textFile{path: path})
+	s, err := newTextSource(files, spec, libsvmRows, libsvmRecord)
+	if err != nil {
+		return nil, err
 	}
-	if err := s.indexFiles(ctx, spec.Shards); err != nil {
+	if err := s.indexFiles(ctx); err != nil {
 		return nil, err
 	}
 	features := 0
@@ -54,6 +55,12 @@ func libsvmRecord(pp *pieceParser, b []byte, atEOF bool) (int, error) {
 	line := b[:end]
 	if i := bytes.IndexByte(line, '#'); i >= 0 {
 		line = line[:i]
+	}
+	if len(bytes.TrimLeft(line, " \t\r\v\f")) == 0 {
+		return next, errNoRow // only spaces or a comment
+	}
+	if err := pp.full(); err != nil {
+		return 0, err
 	}
 	t := pp.p.t
 	first := true
@@ -97,6 +104,9 @@ func libsvmRecord(pp *pieceParser, b []byte, atEOF bool) (int, error) {
 	}
 	return next, nil
 }
+
+// errNoRow says that a line holds no row (LIBSVM: a comment).
+var errNoRow = errors.New("data: no row on the line")
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' }
 

@@ -3,7 +3,6 @@ package data
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 )
 
@@ -33,19 +32,19 @@ type rowScanner struct {
 	// libsvm: the largest feature index seen, and the index being read.
 	maxIndex     int
 	pendingIndex int
-	end          int64 // offset after the last byte fed
-	onRow    func(off int64) bool // false stops the scan
-	stopped  bool
+	end          int64                // offset after the last byte fed
+	onRow        func(off int64) bool // false stops the scan
+	stopped      bool
 }
 
 type scanState uint8
 
 const (
-	atLineStart scanState = iota // outside quotes, at a line start
-	atLineStartCR                // a line start whose first byte was '\r'
-	inRow                        // inside a row, outside quotes
-	inQuotes                     // inside a quoted field
-	inComment                    // libsvm: after '#', up to the line end
+	atLineStart   scanState = iota // outside quotes, at a line start
+	atLineStartCR                  // a line start whose first byte was '\r'
+	inRow                          // inside a row, outside quotes
+	inQuotes                       // inside a quoted field
+	inComment                      // libsvm: after '#', up to the line end
 )
 
 // feed scans block, whose first byte is at offset base.
@@ -171,7 +170,13 @@ func (s *rowScanner) row(off int64) {
 // scanRows feeds r (whose first byte is at offset base) to a scanner in
 // state st until the end or until onRow returns false.
 func scanRows(ctx context.Context, r io.Reader, base int64, syntax rowSyntax, st scanState, buf []byte, onRow func(off int64) bool) (*rowScanner, error) {
-	s := &rowScanner{syntax: syntax, state: st, onRow: onRow, end: base}
+	return scanRowsWith(ctx, &rowScanner{syntax: syntax, state: st, onRow: onRow}, r, base, buf)
+}
+
+// scanRowsWith feeds r (whose first byte is at offset base) to s until the
+// end or until s stops.
+func scanRowsWith(ctx context.Context, s *rowScanner, r io.Reader, base int64, buf []byte) (*rowScanner, error) {
+	s.end = base
 	for !s.stopped {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -192,78 +197,7 @@ func scanRows(ctx context.Context, r io.Reader, base int64, syntax rowSyntax, st
 	return s, nil
 }
 
-// textFile is what the index pass learned about one text file.
-type textFile struct {
-	path      string
-	header    []string // CSV: the column names
-	dataStart int64    // offset of the first byte after the header
-	rows      int
-	every     int     // marks[k] is the offset of row k*every
-	marks     []int64 // dropped once the shard offsets are known
-	maxIndex  int     // LIBSVM: the largest feature index
-	size      int64   // bytes of content (decompressed, for gzip)
-}
-
 // marksEvery is how many rows apart the index pass marks an offset, for a
 // plain file; a gzip file, which cannot seek, marks every row, until the
 // shard offsets are known.
 const marksEvery = 64
-
-// indexRows makes the index pass over f from f.dataStart.
-func (f *textFile) indexRows(ctx context.Context, syntax rowSyntax) error {
-	r, c, err := rangeReader(f.path, f.dataStart, -1)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	f.every = marksEvery
-	if gzipped(f.path) {
-		f.every = 1
-	}
-	s, err := scanRows(ctx, r, f.dataStart, syntax, atLineStart, make([]byte, scanBlock), func(off int64) bool {
-		if f.rows%f.every == 0 {
-			f.marks = append(f.marks, off)
-		}
-		f.rows++
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.path, err)
-	}
-	f.maxIndex, f.size = s.maxIndex, s.end
-	return nil
-}
-
-// rowOffset returns the offset of local row k of f (k == f.rows: the end of
-// the file), from the nearest mark before it.
-func (f *textFile) rowOffset(ctx context.Context, syntax rowSyntax, k int) (int64, error) {
-	if k >= f.rows {
-		return f.size, nil
-	}
-	m := k / f.every
-	if k == m*f.every {
-		return f.marks[m], nil
-	}
-	r, c, err := rangeReader(f.path, f.marks[m], -1)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	skip := k - m*f.every // rows after the mark
-	var off int64 = -1
-	_, err = scanRows(ctx, r, f.marks[m], syntax, inRow, make([]byte, 64<<10), func(o int64) bool {
-		skip--
-		if skip == 0 {
-			off = o
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", f.path, err)
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("%s: row %d is gone: the file changed since it was indexed", f.path, k)
-	}
-	return off, nil
-}

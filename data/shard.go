@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
-		"sort"
+	"sort"
 )
 
 // DefaultShards is the number of virtual shards when none is given.

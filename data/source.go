@@ -48,6 +48,13 @@ type Spec struct {
 	Float32 bool
 	// Shards is V, the number of virtual shards; 0 means DefaultShards.
 	Shards int
+
+	// Rank and Nodes: the nodes that open the data set together (all with
+	// the same Spec but Rank) each index 1/Nodes of its bytes, and Exchange
+	// sums a vector over all of them (an allreduce) to share what they
+	// found. Nodes <= 1 (or no Exchange): this node indexes everything.
+	Rank, Nodes int
+	Exchange    func(ctx context.Context, v []float64) error
 }
 
 // Open opens the data set of spec and indexes it.

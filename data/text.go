@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -28,9 +30,27 @@ type textSource struct {
 	names   []string   // feature names
 	f32     bool
 	parse   func(p *pieceParser, b []byte, atEOF bool) (int, error) // parses one record of b
+	spec    Spec
 	// CSV
 	cols  int // fields per record
 	label int // index of the label column; -1: none
+}
+
+// newTextSource stats the files (a plain file's size plans the index).
+func newTextSource(files []string, spec Spec, syntax rowSyntax, parse func(*pieceParser, []byte, bool) (int, error)) (*textSource, error) {
+	s := &textSource{name: sourceName(files), syntax: syntax, f32: spec.Float32, parse: parse, spec: spec}
+	for _, path := range files {
+		f := &textFile{path: path}
+		if !gzipped(path) {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return nil, err
+			}
+			f.size = fi.Size()
+		}
+		s.files = append(s.files, f)
+	}
+	return s, nil
 }
 
 // position is a byte offset in one of the files.
@@ -43,36 +63,6 @@ func (s *textSource) Name() string           { return s.name }
 func (s *textSource) Rows() int              { return s.s.Rows() }
 func (s *textSource) FeatureNames() []string { return s.names }
 func (s *textSource) Sharding() Sharding     { return s.s }
-
-// indexFiles makes the index pass over every file (GOMAXPROCS files at a
-// time), then finds each shard's first row and drops the marks.
-func (s *textSource) indexFiles(ctx context.Context, shards int) error {
-	err := runParallel(ctx, len(s.files), func(i int) error {
-		return s.files[i].indexRows(ctx, s.syntax)
-	})
-	if err != nil {
-		return err
-	}
-	s.fileRow = make([]int, len(s.files)+1)
-	for i, f := range s.files {
-		s.fileRow[i+1] = s.fileRow[i] + f.rows
-	}
-	s.s = NewSharding(s.fileRow[len(s.files)], shards)
-	V := s.s.Shards()
-	s.starts = make([]position, V+1)
-	s.starts[V] = position{len(s.files) - 1, s.files[len(s.files)-1].size}
-	err = runParallel(ctx, V, func(v int) error {
-		lo, _ := s.s.ShardRows(v)
-		i := s.fileOf(lo)
-		off, err := s.files[i].rowOffset(ctx, s.syntax, lo-s.fileRow[i])
-		s.starts[v] = position{i, off}
-		return err
-	})
-	for _, f := range s.files {
-		f.marks = nil
-	}
-	return err
-}
 
 // fileOf returns the file that holds global row.
 func (s *textSource) fileOf(row int) int {
@@ -93,7 +83,7 @@ type piece struct {
 }
 
 // pieces returns the pieces of shard v, whose rows go into t.
-func (s *textSource) pieces(v int, t *Table) []piece {
+func (s *textSource) pieces(v int, t *Table) ([]piece, error) {
 	lo, hi := s.s.ShardRows(v)
 	a, b := s.starts[v], s.starts[v+1]
 	var ps []piece
@@ -101,18 +91,22 @@ func (s *textSource) pieces(v int, t *Table) []piece {
 		off, end := int64(0), s.files[i].size
 		if i == a.file {
 			off = a.off
-		} else {
-			off = s.files[i].dataStart
 		}
 		if i == b.file {
 			end = b.off
 		}
 		rlo, rhi := max(lo, s.fileRow[i]), min(hi, s.fileRow[i+1])
 		if rhi > rlo {
+			if err := s.header(i); err != nil {
+				return nil, err
+			}
+			if i != a.file {
+				off = s.files[i].dataStart
+			}
 			ps = append(ps, piece{file: i, off: off, end: end, t: t, first: rlo - lo, rows: rhi - rlo})
 		}
 	}
-	return ps
+	return ps, nil
 }
 
 // ReadShards parses the byte ranges of the given shards. A plain file's
@@ -129,7 +123,11 @@ func (s *textSource) ReadShards(ctx context.Context, shards []int) ([]*Table, er
 		lo, hi := s.s.ShardRows(v)
 		tables[k] = NewTable(s.name, s.names, lo, hi-lo, s.f32)
 		tables[k].locate = s.locate
-		for _, p := range s.pieces(v, tables[k]) {
+		ps, err := s.pieces(v, tables[k])
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
 			if gzipped(s.files[p.file].path) {
 				if gz[p.file] == nil {
 					gzFiles = append(gzFiles, p.file)
@@ -155,9 +153,19 @@ func (s *textSource) ReadShards(ctx context.Context, shards []int) ([]*Table, er
 	return tables, nil
 }
 
-// readPieces parses pieces of one file, in order, from one reader.
+// readPieces parses pieces of one file, in order: a plain file's from
+// mapped windows, a gzip file's from one stream.
 func (s *textSource) readPieces(ctx context.Context, ps []piece) error {
 	f := s.files[ps[0].file]
+	if !gzipped(f.path) {
+		pp := &pieceParser{src: s}
+		for _, p := range ps {
+			if err := pp.runMapped(ctx, f.path, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	r, c, err := rangeReader(f.path, ps[0].off, ps[len(ps)-1].end)
 	if err != nil {
 		return err
@@ -186,6 +194,7 @@ type pieceParser struct {
 	base int64 // file offset of buf[0]
 	rec  csvRecords
 	y    float64
+	vals []float64 // the fields of one record (fast path)
 }
 
 // run parses the records of r, which holds the bytes of p.
@@ -226,6 +235,47 @@ func (pp *pieceParser) run(ctx context.Context, r io.Reader, p piece) error {
 	}
 }
 
+// runMapped parses the records of p from windows of the mapped file.
+func (pp *pieceParser) runMapped(ctx context.Context, path string, p piece) (err error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	debug.SetPanicOnFault(true)
+	defer catchFault(path, &err)
+	pp.p, pp.row = p, p.first
+	pp.rec.cols = pp.src.cols
+	win := int64(mapWindow)
+	for off := p.off; ; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(p.end, off+win)
+		b, unmap, err := mapRange(fh, off, end)
+		if err != nil {
+			return err
+		}
+		pp.buf, pp.base = b, off
+		used, err := pp.records(end == p.end)
+		unmap()
+		pp.buf = nil
+		switch {
+		case err != nil:
+			return err
+		case end == p.end:
+			if pp.row != p.first+p.rows {
+				return fmt.Errorf("%s: bytes %d..%d hold %d rows, %d when indexed: the file changed", path, p.off, p.end, pp.row-p.first, p.rows)
+			}
+			return nil
+		case used == 0:
+			win *= 2 // a record longer than the window
+		default:
+			off += int64(used)
+		}
+	}
+}
+
 // records parses the whole records at the start of pp.buf and returns how
 // many bytes they took.
 func (pp *pieceParser) records(atEOF bool) (int, error) {
@@ -235,12 +285,13 @@ func (pp *pieceParser) records(atEOF bool) (int, error) {
 		if err == errNeedMore || q == len(b) {
 			return p, nil
 		}
-		if pp.row == pp.p.first+pp.p.rows {
-			return 0, fmt.Errorf("%s: bytes %d..%d hold more than %d rows, the number when indexed: the file changed", pp.src.files[pp.p.file].path, pp.p.off, pp.p.end, pp.p.rows)
-		}
 		next, err := pp.src.parse(pp, b[q:], atEOF)
 		if err == errNeedMore {
 			return p, nil
+		}
+		if err == errNoRow {
+			p = q + next
+			continue
 		}
 		if err != nil {
 			return 0, pp.fail(b, q, err)
@@ -248,6 +299,15 @@ func (pp *pieceParser) records(atEOF bool) (int, error) {
 		pp.row++
 		p = q + next
 	}
+}
+
+// full returns an error when the piece already holds all its rows: a parse
+// function calls it before it writes a row.
+func (pp *pieceParser) full() error {
+	if pp.row < pp.p.first+pp.p.rows {
+		return nil
+	}
+	return fmt.Errorf("%s: bytes %d..%d hold more than %d rows, the number when indexed: the file changed", pp.src.files[pp.p.file].path, pp.p.off, pp.p.end, pp.p.rows)
 }
 
 // fail turns an error in the record at b[q:] into one that names the file,
@@ -265,6 +325,27 @@ func (pp *pieceParser) fail(b []byte, q int, err error) error {
 // csvRecord parses one CSV record of b into the table.
 func csvRecord(pp *pieceParser, b []byte, atEOF bool) (int, error) {
 	s, t := pp.src, pp.p.t
+	if err := pp.full(); err != nil {
+		return 0, err
+	}
+	if len(pp.vals) != s.cols {
+		pp.vals = make([]float64, s.cols)
+	}
+	if n, ok := fastRecord(b, pp.vals); ok {
+		j := 0
+		for col, v := range pp.vals {
+			if col == s.label {
+				t.Y[pp.row] = v
+				continue
+			}
+			t.set(pp.row, j, v)
+			j++
+		}
+		if s.label < 0 {
+			t.Y[pp.row] = math.NaN()
+		}
+		return n, nil
+	}
 	pp.y = math.NaN()
 	j := 0
 	n, err := pp.rec.record(b, 0, atEOF, func(col int, f []byte) error {
@@ -326,6 +407,9 @@ func (s *textSource) locate(row int) string {
 	v := s.s.ShardOf(row)
 	lo, _ := s.s.ShardRows(v)
 	i := s.fileOf(row)
+	if s.header(i) != nil {
+		return fmt.Sprintf("%s: row %d", s.files[i].path, row-s.fileRow[i])
+	}
 	off := s.starts[v].off
 	skip := row - lo
 	if s.starts[v].file != i { // the shard began in an earlier file

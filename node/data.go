@@ -48,8 +48,10 @@ func taskOf(cfg *config.Config) string {
 	return train.TaskRegression
 }
 
-// openSources opens (and indexes) the training and test sets.
-func openSources(ctx context.Context, cfg *config.Config) (tr, te data.Source, err error) {
+// openSources opens (and indexes) the training and test sets. With a ring
+// (c != nil), its nodes index together, each scanning its share of the
+// bytes; without, this node indexes alone (a joiner).
+func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te data.Source, err error) {
 	dc := cfg.Data
 	f32 := dc.DType == "float32"
 	if dc.Format == "synthetic" {
@@ -71,6 +73,10 @@ func openSources(ctx context.Context, cfg *config.Config) (tr, te data.Source, e
 		return tr, te, nil
 	}
 	spec := data.Spec{Paths: dc.Train, Format: dc.Format, Label: dc.Label, Float32: f32}
+	if c != nil && c.Size() > 1 {
+		spec.Rank, spec.Nodes = c.Rank(), c.Size()
+		spec.Exchange = func(ctx context.Context, v []float64) error { return c.AllReduce(ctx, v, ring.Sum) }
+	}
 	if tr, err = data.Open(ctx, spec); err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +103,7 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) 
 	start := time.Now()
 	d := prev
 	if d == nil {
-		trSrc, teSrc, err := openSources(ctx, cfg)
+		trSrc, teSrc, err := openSources(ctx, c, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +192,7 @@ func moveShards(ctx context.Context, src data.Source, held **data.Held, part dat
 // probeData opens the data sets (their index pass) without reading any
 // row: what a joiner needs before the ring sends it the rest.
 func probeData(ctx context.Context, cfg *config.Config) (*nodeData, error) {
-	trSrc, teSrc, err := openSources(ctx, cfg)
+	trSrc, teSrc, err := openSources(ctx, nil, cfg)
 	if err != nil {
 		return nil, err
 	}
