@@ -169,36 +169,40 @@ func TestCSVMatchesEncodingCSV(t *testing.T) {
 }
 
 // TestCSVBlockBoundaries puts the hard places of the syntax (an empty \r\n
-// line, a \r that starts a row, quotes, "" and quoted line ends) across the
-// boundaries of the blocks the reader reads, in a file of several blocks.
+// line, a \r that starts a row, quotes, quoted line ends, records of the
+// numeric fast path) across the boundaries of the blocks the reader reads:
+// of a gzip stream, and of the mapped windows of a plain file.
 func TestCSVBlockBoundaries(t *testing.T) {
-	const header = "a,b\n"
-	long := "1" + strings.Repeat(" ", 3*scanBlock/2) + ",2\n" // a record longer than a block
-	for _, snippet := range []string{"\r\n", "\r5,6\n", "\"5\",\"6\"\n", "\"5\r\n\",6\r\n", "\"\r\n5\",6\n", "\n\n", "\r\r5,6\n", long} {
-		for shift := -2; shift <= 2; shift++ {
-			var b bytes.Buffer
-			b.WriteString(header)
-			for i := 0; b.Len() < len(header)+scanBlock-400; i++ {
-				fmt.Fprintf(&b, "%d,\"%*d\"\n", i, 100+i%150, -i) // long rows: fewer to check
-			}
-			// Pad a row so that the snippet starts shift bytes from the boundary.
-			b.WriteString("7,8" + strings.Repeat(" ", len(header)+scanBlock+shift-b.Len()-4) + "\n")
-			b.WriteString(snippet)
-			for i := 0; i < 1000; i++ {
-				fmt.Fprintf(&b, "%d.5,\"%d\"\r\n", i, i)
-			}
-			content := b.Bytes()
-			want, err := refCSV(content, "", false)
-			if err != nil {
-				t.Fatalf("snippet %q: reference: %v", snippet, err)
-			}
-			path := writeFile(t, t.TempDir(), "big.csv", content)
-			for _, v := range []int{1, 13} {
-				src := mustOpen(t, Spec{Paths: []string{path}, Shards: v})
-				checkRead(t, src, want, allShards(src))
+	snippets := []string{"\r\n", "\r5,6\n", "\"5\",\"6\"\n", "\"5\r\n\",6\r\n", "\"\r\n5\",6\n", "\n\n", "\r\r5,6\n", "-5.25,6\r\n", "1234567.123456789012,1\n"}
+	for _, tc := range []struct {
+		at, rowLen, shifts int
+		names              []string
+		snippets           []string
+	}{
+		{scanBlock, 200, 1, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
+		{mapWindow, 4000, 1, []string{"w.csv"}, snippets[:4]},
+	} {
+		for _, snippet := range tc.snippets {
+			for shift := -tc.shifts; shift <= tc.shifts; shift++ {
+				content := boundaryCSV(tc.at+shift, tc.rowLen, snippet)
+				want, err := refCSV(content, "", false)
+				if err != nil {
+					t.Fatalf("snippet %.40q: reference: %v", snippet, err)
+				}
+				for _, name := range tc.names {
+					path := writeFile(t, t.TempDir(), name, content)
+					for _, v := range []int{1, 13} {
+						src := mustOpen(t, Spec{Paths: []string{path}, Shards: v})
+						checkRead(t, src, want, allShards(src))
+					}
+				}
 			}
 		}
 	}
+	// A record longer than a mapped window.
+	content := []byte("a,b\n1" + strings.Repeat(" ", mapWindow+100) + ",2\n3,4\n")
+	src := mustOpen(t, Spec{Paths: []string{writeFile(t, t.TempDir(), "l.csv", content)}, Shards: 2})
+	checkRead(t, src, &refData{names: []string{"a"}, x: [][]float64{{1}, {3}}, y: []float64{2, 4}}, []int{0, 1})
 	// The header is read in blocks of 64 KiB: put a "" across their boundary.
 	for shift := -3; shift <= 3; shift++ {
 		name := strings.Repeat("n", 64<<10+shift-3) + `""` + strings.Repeat("m", 100)
@@ -210,6 +214,28 @@ func TestCSVBlockBoundaries(t *testing.T) {
 		src := mustOpen(t, Spec{Paths: []string{writeFile(t, t.TempDir(), "h.csv", content)}, Label: strings.Replace(name, `""`, `"`, 1)})
 		checkRead(t, src, want, allShards(src))
 	}
+}
+
+// boundaryCSV returns a CSV file (header "a,b") whose bytes from offset
+// len("a,b\n")+at on are snippet, then 1000 rows; the rows before it are
+// about rowLen bytes long, quoted or plain decimals.
+func boundaryCSV(at, rowLen int, snippet string) []byte {
+	const header = "a,b\n"
+	var b bytes.Buffer
+	b.WriteString(header)
+	for i := 0; b.Len() < len(header)+at-2*rowLen-100; i++ {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "%d,\"%*d\"\n", i, rowLen/2+i%(rowLen/2), -i)
+		} else {
+			fmt.Fprintf(&b, "-%d.%0*d,%d\r\n", i, 1+i%15, i, i)
+		}
+	}
+	b.WriteString("7,8" + strings.Repeat(" ", len(header)+at-b.Len()-4) + "\n") // pad up to at
+	b.WriteString(snippet)
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%d.5,%d\r\n", i, i)
+	}
+	return b.Bytes()
 }
 
 func TestCSVErrors(t *testing.T) {

@@ -64,6 +64,20 @@ func (s *textSource) Rows() int              { return s.s.Rows() }
 func (s *textSource) FeatureNames() []string { return s.names }
 func (s *textSource) Sharding() Sharding     { return s.s }
 
+// ShardBytes returns how many bytes of the files shard v spans (of the
+// decompressed stream, for gzip).
+func (s *textSource) ShardBytes(v int) int64 {
+	a, b := s.starts[v], s.starts[v+1]
+	if a.file == b.file {
+		return b.off - a.off
+	}
+	n := s.files[a.file].size - a.off + b.off
+	for i := a.file + 1; i < b.file; i++ {
+		n += s.files[i].size
+	}
+	return n
+}
+
 // fileOf returns the file that holds global row.
 func (s *textSource) fileOf(row int) int {
 	i := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
@@ -19,7 +20,7 @@ type nodeData struct {
 	rows        int // N: training rows in the whole data set
 	trainSrc    data.Source
 	testSrc     data.Source // nil without a test set
-	part, tpart data.Part   // the training and test shards this node owns
+	part, tpart data.Spread // the training and test shards this node owns
 	train, test *data.Held  // the shards it holds (test: nil without a test set)
 	task        string
 	features    int
@@ -93,13 +94,13 @@ func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te data.
 }
 
 // loadData gives this node the rows of the training (and test) shards it
-// owns as rank r of n, agrees with the other nodes on the number of classes,
+// owns in ring (the members in rank order), agrees with the other nodes on the number of classes,
 // and standardizes the features with statistics of the whole training set
 // (one allreduce). After the ring changed, prev carries the opened data
 // sets, the shards held, the classes and the statistics agreed before: the
 // node drops the shards it no longer owns and reads only the new ones.
-func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) (*nodeData, error) {
-	n, r := c.Size(), c.Rank()
+func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config, prev *nodeData) (*nodeData, error) {
+	r, names := c.Rank(), shardNames(members)
 	start := time.Now()
 	d := prev
 	if d == nil {
@@ -113,14 +114,14 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) 
 		}
 	}
 	fresh := d.train == nil // nothing held yet: classes and statistics are still to agree on
-	d.part = d.trainSrc.Sharding().Part(r, n)
+	d.part = d.trainSrc.Sharding().Spread(names)[r]
 	newTrain, err := moveShards(ctx, d.trainSrc, &d.train, d.part)
 	if err != nil {
 		return nil, err
 	}
 	var newTest []*data.Table
 	if d.testSrc != nil && d.testSrc.Rows() > 0 {
-		d.tpart = d.testSrc.Sharding().Part(r, n)
+		d.tpart = d.testSrc.Sharding().Spread(names)[r]
 		if newTest, err = moveShards(ctx, d.testSrc, &d.test, d.tpart); err != nil {
 			return nil, err
 		}
@@ -174,9 +175,20 @@ func loadData(ctx context.Context, c *Comm, cfg *config.Config, prev *nodeData) 
 	return d, nil
 }
 
+// shardNames names the members of a ring for the assignment of shards
+// (data.Sharding.Spread): by host and slot, which stay the same when a
+// process restarts or the job resumes, so that a survivor keeps its shards.
+func shardNames(ring []Member) []string {
+	names := make([]string, len(ring))
+	for i, m := range ring {
+		names[i] = m.Host + "/" + strconv.Itoa(m.Slot)
+	}
+	return names
+}
+
 // moveShards makes *held hold exactly the shards of part: it drops the
 // others and reads only the missing ones, which it returns.
-func moveShards(ctx context.Context, src data.Source, held **data.Held, part data.Part) ([]*data.Table, error) {
+func moveShards(ctx context.Context, src data.Source, held **data.Held, part data.Spread) ([]*data.Table, error) {
 	if *held == nil {
 		*held = data.NewHeld(src.Sharding())
 	}

@@ -187,7 +187,7 @@ func (t *trainer) resume(ctx context.Context) error {
 		}
 		t.done = high
 	}
-	d, err := loadData(ctx, c, t.cfg, t.data)
+	d, err := loadData(ctx, c, t.w.members, t.cfg, t.data)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Resume continues from the newest checkpoint (see config.Checkpoint).
 	Resume bool
+	// DataBench loads the data and measures the data path (see DataBench)
+	// instead of training.
+	DataBench bool
 	// OnStart, when set, is called once the step loop starts (a launcher
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
@@ -56,11 +59,12 @@ type Result struct {
 	Steps       int
 	ThetaSHA256 string
 	Stats       *StepStats
+	Data        *DataBench // with Options.DataBench: what loading cost
 }
 
 // Run runs one worker: it joins the cluster, waits for the configured number
 // of nodes, forms the ring, trains, and leaves.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Options) (res *Result, err error) {
 	cfg := o.Config
 	log := o.Logger
 	if log == nil {
@@ -105,8 +109,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume}
-	defer func() { w.mem.Leave(time.Second) }() // the current membership: Renew may have replaced the first
+	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume, dataBench: o.DataBench}
+	defer func() { // the current membership: Renew may have replaced the first
+		// A node that fails tells the others at once; at the end of a run
+		// every node is done, and there is nobody left to wait for.
+		leave := time.Second
+		if err == nil {
+			leave = 50 * time.Millisecond
+		}
+		w.mem.Leave(leave)
+	}()
 	advHost := mem.AdvertisedHost()
 	if err := mem.SetDataAddr(net.JoinHostPort(advHost, dataPort)); err != nil {
 		return nil, err
@@ -149,6 +161,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	t, err := newTrainer(ctx, w)
 	if err != nil {
 		return nil, err
+	}
+	if w.dataBench {
+		return t.benchData(ctx)
 	}
 	return t.run(ctx)
 }
@@ -196,8 +211,9 @@ type worker struct {
 	ln      *transport.Listener
 	tcfg    transport.Config
 	mem     *Membership
-	onStart func()
-	resume  bool
+	onStart   func()
+	resume    bool
+	dataBench bool
 
 	epoch   uint32          // id of the current ring epoch
 	members []Member        // the last ring that may have committed (see formRing), in rank order

@@ -73,7 +73,7 @@ func (t *trainer) wantsReform() bool {
 func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.Cluster.Timeout.Duration)
 	defer cancel()
-	d, err := loadData(sctx, w.comm, w.cfg, nil)
+	d, err := loadData(sctx, w.comm, w.members, w.cfg, nil)
 	if err != nil {
 		return nil, err
 	}

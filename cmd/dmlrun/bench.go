@@ -15,7 +15,7 @@ import (
 
 func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: dmlrun bench needs a benchmark: allreduce, train or compare", errUsage)
+		return fmt.Errorf("%w: dmlrun bench needs a benchmark: allreduce, train, data or compare", errUsage)
 	}
 	switch args[0] {
 	case "allreduce":
@@ -38,13 +38,15 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	case "train":
 		return benchTrainCmd(ctx, args[1:], stdout, stderr)
+	case "data":
+		return benchDataCmd(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, args[1:], stdout, stderr)
 	case "worker": // internal: one rank of `bench allreduce`, started by the launcher
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.AllReduceWorker(ctx, stdin, stdout, log)
 	}
-	return fmt.Errorf("%w: unknown benchmark %q (want allreduce, train or compare)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown benchmark %q (want allreduce, train, data or compare)", errUsage, args[0])
 }
 
 // parseBenchAllReduce parses the flags of `dmlrun bench allreduce`.

@@ -21,6 +21,7 @@ const usage = `usage:
   dmlrun predict -model M.json data.csv    predictions of a trained model, one line per row
   dmlrun bench allreduce [-np N] [flags]   allreduce bandwidth sweep (nccl-tests layout)
   dmlrun bench train -np N [train.yaml]    training throughput and step-time split
+  dmlrun bench data -np N train.yaml      data loading: time, MB/s, peak memory, takeover; pandas beside
   dmlrun bench compare [-np 2,4]           allreduce against Open MPI and gloo, where installed
   dmlrun help                              this text
 

@@ -194,6 +194,7 @@ type nodeFlags struct {
 	secretFile            string
 	launched, local       bool
 	verbose, stats        bool
+	dataBench             bool
 	resume                bool
 	config                string
 }
@@ -214,6 +215,7 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.launched, "launched", false, "internal: started by a dmlrun launcher, which talks on stdin/stdout")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
+	fs.BoolVar(&f.dataBench, "data-bench", false, "internal: load the data, report what it cost to the launcher, and stop (dmlrun bench data)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -252,7 +254,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
-		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log}
+		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench}
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
 			return err
@@ -291,8 +293,11 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps}
-	if f.stats {
+	switch {
+	case f.stats:
 		rep.Extra = res.Stats.Summarize()
+	case f.dataBench:
+		rep.Extra = res.Data
 	}
 	return child.Send(rep)
 }
