@@ -179,30 +179,33 @@ func TestCSVBlockBoundaries(t *testing.T) {
 		names              []string
 		snippets           []string
 	}{
-		{scanBlock, 200, 1, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
-		{mapWindow, 4000, 1, []string{"w.csv"}, snippets[:4]},
+		{scanBlock, 20000, 2, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
+		{mapWindow, 100000, 1, []string{"w.csv"}, snippets},
 	} {
-		for _, snippet := range tc.snippets {
-			for shift := -tc.shifts; shift <= tc.shifts; shift++ {
-				content := boundaryCSV(tc.at+shift, tc.rowLen, snippet)
-				want, err := refCSV(content, "", false)
-				if err != nil {
-					t.Fatalf("snippet %.40q: reference: %v", snippet, err)
-				}
-				for _, name := range tc.names {
-					path := writeFile(t, t.TempDir(), name, content)
-					for _, v := range []int{1, 13} {
-						src := mustOpen(t, Spec{Paths: []string{path}, Shards: v})
-						checkRead(t, src, want, allShards(src))
+		t.Run(fmt.Sprint(tc.at), func(t *testing.T) {
+			for _, snippet := range tc.snippets {
+				for shift := -tc.shifts; shift <= tc.shifts; shift++ {
+					content := boundaryCSV(tc.at+shift, tc.rowLen, snippet)
+					want, err := refCSV(content, "", false)
+					if err != nil {
+						t.Fatalf("snippet %.40q: reference: %v", snippet, err)
+					}
+					for _, name := range tc.names {
+						path := writeFile(t, t.TempDir(), name, content)
+						for _, v := range []int{1, 13} {
+							src := mustOpen(t, Spec{Paths: []string{path}, Shards: v})
+							checkRead(t, src, want, allShards(src))
+						}
 					}
 				}
 			}
-		}
+		})
 	}
-	// A record longer than a mapped window.
-	content := []byte("a,b\n1" + strings.Repeat(" ", mapWindow+100) + ",2\n3,4\n")
-	src := mustOpen(t, Spec{Paths: []string{writeFile(t, t.TempDir(), "l.csv", content)}, Shards: 2})
-	checkRead(t, src, &refData{names: []string{"a"}, x: [][]float64{{1}, {3}}, y: []float64{2, 4}}, []int{0, 1})
+	t.Run("longer than a window", func(t *testing.T) {
+		content := []byte("a,b\n1" + strings.Repeat(" ", mapWindow+100) + ",2\n3,4\n")
+		src := mustOpen(t, Spec{Paths: []string{writeFile(t, t.TempDir(), "l.csv", content)}, Shards: 2})
+		checkRead(t, src, &refData{names: []string{"a"}, x: [][]float64{{1}, {3}}, y: []float64{2, 4}}, []int{0, 1})
+	})
 	// The header is read in blocks of 64 KiB: put a "" across their boundary.
 	for shift := -3; shift <= 3; shift++ {
 		name := strings.Repeat("n", 64<<10+shift-3) + `""` + strings.Repeat("m", 100)
@@ -217,15 +220,16 @@ func TestCSVBlockBoundaries(t *testing.T) {
 }
 
 // boundaryCSV returns a CSV file (header "a,b") whose bytes from offset
-// len("a,b\n")+at on are snippet, then 1000 rows; the rows before it are
-// about rowLen bytes long, quoted or plain decimals.
+// len("a,b\n")+at on are snippet, then 1000 rows. Before it are long quoted
+// rows (rowLen bytes: few to check), then short plain decimals (the fast
+// path) up to a row padded with spaces.
 func boundaryCSV(at, rowLen int, snippet string) []byte {
 	const header = "a,b\n"
 	var b bytes.Buffer
 	b.WriteString(header)
-	for i := 0; b.Len() < len(header)+at-2*rowLen-100; i++ {
-		if i%2 == 0 {
-			fmt.Fprintf(&b, "%d,\"%*d\"\n", i, rowLen/2+i%(rowLen/2), -i)
+	for i := 0; b.Len() < len(header)+at-100; i++ {
+		if b.Len() < len(header)+at-2*rowLen {
+			fmt.Fprintf(&b, "%d,\"%*d\"\n", i, rowLen-i%7, -i)
 		} else {
 			fmt.Fprintf(&b, "-%d.%0*d,%d\r\n", i, 1+i%15, i, i)
 		}

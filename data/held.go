@@ -12,8 +12,8 @@ import (
 //
 //	h := data.NewHeld(src.Sharding())
 //	tables, err := src.ReadShards(ctx, part.Shards())
-//	h.Add(tables)
-//	err = h.Batch(batch, &b) // this node's rows of a global batch, by shard
+//	err = h.Add(tables)
+//	err = h.Batch(batch, part.OwnsShard, &b) // this node's rows of a global batch, by shard
 type Held struct {
 	s      Sharding
 	tables []*Table // by shard; nil where not held

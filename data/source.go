@@ -133,5 +133,5 @@ func readParallel(ctx context.Context, s Sharding, shards []int, read func(v int
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return out, finishTables(out)
 }

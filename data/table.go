@@ -31,6 +31,7 @@ type Table struct {
 	Y            []float64 // label per row: target, or class index 0..K-1
 
 	locate func(row int) string // names a global row for an error message; nil: "source: row N"
+	over32 int                  // 1 + the first value stored that float32 cannot hold (index into X32); 0: none
 }
 
 // NewTable returns a table for rows first..first+rows-1 with its storage
@@ -81,10 +82,33 @@ func (t *Table) RowTo(i int, buf []float64) []float64 {
 // set stores feature j of local row i.
 func (t *Table) set(i, j int, v float64) {
 	if t.X32 != nil {
-		t.X32[i*t.Features+j] = float32(v)
+		k := i*t.Features + j
+		t.X32[k] = float32(v)
+		if (v > math.MaxFloat32 || v < -math.MaxFloat32) && t.over32 == 0 {
+			t.over32 = k + 1
+		}
 	} else {
 		t.X[i*t.Features+j] = v
 	}
+}
+
+// checkFloat32 reports a value that a float32 table could not hold.
+func (t *Table) checkFloat32() error {
+	if t.over32 == 0 {
+		return nil
+	}
+	i, j := (t.over32-1)/t.Features, (t.over32-1)%t.Features
+	return fmt.Errorf("%s: feature %q: a value beyond ±3.4e38 does not fit data.dtype float32", t.where(i), t.FeatureNames[j])
+}
+
+// finishTables checks tables that a reader filled.
+func finishTables(tables []*Table) error {
+	for _, t := range tables {
+		if err := t.checkFloat32(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // where names local row i for an error message: "data.csv:17" when the

@@ -164,7 +164,7 @@ func (s *textSource) ReadShards(ctx context.Context, shards []int) ([]*Table, er
 	for _, t := range tables {
 		rowsParsed.Add(int64(t.Len()))
 	}
-	return tables, nil
+	return tables, finishTables(tables)
 }
 
 // readPieces parses pieces of one file, in order: a plain file's from

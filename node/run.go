@@ -205,12 +205,12 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 // worker is one node's place in the cluster: its gossip view, its data-plane
 // listener, and the ring it is in now.
 type worker struct {
-	cfg     *config.Config
-	log     *slog.Logger // with this node's name
-	baseLog *slog.Logger // without it (the name changes on renew)
-	ln      *transport.Listener
-	tcfg    transport.Config
-	mem     *Membership
+	cfg       *config.Config
+	log       *slog.Logger // with this node's name
+	baseLog   *slog.Logger // without it (the name changes on renew)
+	ln        *transport.Listener
+	tcfg      transport.Config
+	mem       *Membership
 	onStart   func()
 	resume    bool
 	dataBench bool

@@ -2,7 +2,7 @@
 // process open a data set together and each reads its shards, as `dmlrun
 // -np n` would, under a CPU profile.
 //
-//	go run ./internal/loadprof -n 4 -prof cpu.prof big.csv
+//	go run ./scripts/loadprof -n 4 -prof cpu.prof big.csv
 package main
 
 import (
