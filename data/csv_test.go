@@ -179,8 +179,8 @@ func TestCSVBlockBoundaries(t *testing.T) {
 		names              []string
 		snippets           []string
 	}{
-		{scanBlock, 20000, 2, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
-		{mapWindow, 100000, 1, []string{"w.csv"}, snippets},
+		{scanBlock, 20000, 1, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
+		{mapWindow, 100000, 1, []string{"w.csv"}, []string{"\r\n", "\r5,6\n", "\"5\r\n\",6\r\n", "-5.25,6\r\n"}},
 	} {
 		t.Run(fmt.Sprint(tc.at), func(t *testing.T) {
 			for _, snippet := range tc.snippets {

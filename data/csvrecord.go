@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"math"
+	"unsafe"
 )
 
 // errNeedMore says that a record runs past the end of the buffer: read more
@@ -164,3 +166,65 @@ func (c *csvRecords) count(got int, _ []byte, pos int) error {
 	}
 	return nil
 }
+
+// csvRecord parses one CSV record of b into the table.
+func csvRecord(pp *pieceParser, b []byte, atEOF bool) (int, error) {
+	s, t := pp.src, pp.p.t
+	if err := pp.full(); err != nil {
+		return 0, err
+	}
+	if len(pp.vals) != s.cols {
+		pp.vals = make([]float64, s.cols)
+	}
+	if n, ok := fastRecord(b, pp.vals); ok {
+		j := 0
+		for col, v := range pp.vals {
+			if col == s.label {
+				t.Y[pp.row] = v
+				continue
+			}
+			t.set(pp.row, j, v)
+			j++
+		}
+		if s.label < 0 {
+			t.Y[pp.row] = math.NaN()
+		}
+		return n, nil
+	}
+	pp.y = math.NaN()
+	j := 0
+	n, err := pp.rec.record(b, 0, atEOF, func(col int, f []byte) error {
+		v, err := parseFloat(f)
+		if err != nil {
+			pos := int(fieldOffset(b, f))
+			return &recordError{pos, fmt.Errorf("column %s (%d): %w", quoteField([]byte(s.columnName(col))), col+1, err)}
+		}
+		if col == s.label {
+			pp.y = v
+		} else {
+			t.set(pp.row, j, v)
+			j++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	t.Y[pp.row] = pp.y
+	return n, nil
+}
+
+// fieldOffset returns where f lies in b (f is a subslice of b, or of the
+// scratch of an unescaped field: then 0, the record's start).
+func fieldOffset(b, f []byte) int64 {
+	if len(f) == 0 || len(b) == 0 {
+		return 0
+	}
+	d := int64(uintptrOf(f) - uintptrOf(b))
+	if d < 0 || d > int64(len(b)) {
+		return 0
+	}
+	return d
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

@@ -3,7 +3,9 @@ package data
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -134,4 +136,41 @@ func readParallel(ctx context.Context, s Sharding, shards []int, read func(v int
 		return nil, err
 	}
 	return out, finishTables(out)
+}
+
+// checkShards checks that shards are ascending shards of s.
+func checkShards(s Sharding, shards []int) error {
+	for i, v := range shards {
+		if v < 0 || v >= s.Shards() || (i > 0 && v <= shards[i-1]) {
+			return fmt.Errorf("data: shards %v: want ascending shards of 0..%d", shards, s.Shards()-1)
+		}
+	}
+	return nil
+}
+
+// runParallel calls fn(0..n-1), GOMAXPROCS at a time. The first error wins
+// and stops the calls not yet started.
+func runParallel(ctx context.Context, n int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return context.Cause(ctx)
 }

@@ -4,15 +4,20 @@
 # new ring done" that its rank 0 logs), over T trials of `dmlrun -np N` on
 # loopback. Prints one line per trial and the median.
 #
-#   scripts/bench-recovery.sh [-np 4] [-trials 10] [-bin ./dmlrun]
+#   scripts/bench-recovery.sh [-np 4] [-trials 10] [-bin ./dmlrun] [-config train.yaml]
+#
+# -config runs your job instead of the built-in synthetic one (give it
+# enough steps to outlast the kill), e.g. a large CSV to see what reading the
+# lost node's shards costs.
 set -euo pipefail
-np=4 trials=10 bin=./dmlrun
+np=4 trials=10 bin=./dmlrun config=
 while [ $# -gt 0 ]; do
   case "$1" in
     -np) np=$2; shift 2 ;;
     -trials) trials=$2; shift 2 ;;
     -bin) bin=$2; shift 2 ;;
-    *) echo "usage: $0 [-np N] [-trials T] [-bin PATH]" >&2; exit 2 ;;
+    -config) config=$2; shift 2 ;;
+    *) echo "usage: $0 [-np N] [-trials T] [-bin PATH] [-config FILE]" >&2; exit 2 ;;
   esac
 done
 [ -x "$bin" ] || { echo "$bin: not built (make build)" >&2; exit 2; }
@@ -30,6 +35,7 @@ training: {batch_size: 256, steps: 100000000}
 cluster: {rejoin_timeout: 30s}
 output: {dir: $work/out}
 YAML
+[ -n "$config" ] && cp "$config" "$work/train.yaml"
 # wait_for FILE PATTERN SECONDS: wait until a line of FILE matches.
 wait_for() {
   local i
@@ -41,7 +47,7 @@ for ((k = 1; k <= trials; k++)); do
   log="$work/log.$k"
   "$bin" -np "$np" "$work/train.yaml" 2>"$log" >/dev/null &
   job=$!
-  wait_for "$log" 'msg=training' 60
+  wait_for "$log" 'msg=training' 120
   sleep "0.$((RANDOM % 9 + 1))"       # let it train a random while
   mapfile -t kids < <(pgrep -P "$job")
   victim=${kids[RANDOM % ${#kids[@]}]}
