@@ -45,6 +45,10 @@ var csvNumbers = []string{
 	"1.2345678901234567890123e-5", "1.000000000000000000000001", "0x1p-3", "-0x1.8p+1", "0X1P4", "1e-400", "6.02214076e23",
 }
 
+// csvPlain are numbers of the record fast path: [-]digits[.digits].
+var csvPlain = []string{"0", "1", "-7", "42", "123456", "-9876543", "-0", "-0.0", "0.0", "00012", "0.000001", "-1.23376",
+	"3.14159", "0.1", "0.3", "5.", "1234567.12345678", "-0.000000000000001", "9.999999999999999", "12345678"}
+
 // genCSV returns a CSV file of rows rows, written the ways of o, with the
 // columns x1, x2, y, x3, x5 (y the label; with optQuoted the names hold a
 // comma, a line end and an escaped quote).
@@ -77,12 +81,15 @@ func genCSV(o csvOpts, rows int, rng *rand.Rand) []byte {
 	b.WriteString(header + nl)
 	pad := func() string { return []string{"", " ", "\t", "  "}[rng.IntN(4)] }
 	for i := range rows {
+		plain := rng.IntN(3) == 0 // a record for the numeric fast path
 		for j := range 5 {
 			if j > 0 {
 				b.WriteByte(',')
 			}
 			v := csvNumbers[rng.IntN(len(csvNumbers))]
 			switch {
+			case plain:
+				v = csvPlain[rng.IntN(len(csvPlain))]
 			case o&optQuoted != 0 && rng.IntN(5) == 0: // a line end inside the quotes
 				v = `"` + nl + pad() + v + nl + `"`
 			case o&optQuoted != 0 && o&optSpaces != 0 && rng.IntN(2) == 0:
@@ -164,6 +171,18 @@ func TestCSVMatchesEncodingCSV(t *testing.T) {
 					checkRead(t, src, want, randomShards(rng, src))
 				}
 			}
+			// Nodes that index the file together (their cuts fall inside
+			// quotes, between \r and \n, ...) read the same.
+			for _, nodes := range []int{2, 3, 5} {
+				spec.Shards = 1 + rng.IntN(n+1)
+				srcs, err := openNodes(spec, nodes)
+				if err != nil {
+					t.Fatalf("%s on %d nodes: %v", f.name, nodes, err)
+				}
+				for _, src := range srcs {
+					checkRead(t, src, want, allShards(src))
+				}
+			}
 		}
 	}
 }
@@ -175,28 +194,25 @@ func TestCSVMatchesEncodingCSV(t *testing.T) {
 func TestCSVBlockBoundaries(t *testing.T) {
 	snippets := []string{"\r\n", "\r5,6\n", "\"5\",\"6\"\n", "\"5\r\n\",6\r\n", "\"\r\n5\",6\n", "\n\n", "\r\r5,6\n", "-5.25,6\r\n", "1234567.123456789012,1\n"}
 	for _, tc := range []struct {
-		at, rowLen, shifts int
-		names              []string
-		snippets           []string
+		at, rowLen int
+		shifts     []int
+		name       string
+		snippets   []string
 	}{
-		{scanBlock, 20000, 1, []string{"b.csv.gz"}, append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
-		{mapWindow, 100000, 1, []string{"w.csv"}, []string{"\r\n", "\r5,6\n", "\"5\r\n\",6\r\n", "-5.25,6\r\n"}},
+		{scanBlock, 20000, []int{-2, -1, 0, 1}, "b.csv.gz", append(snippets, "1"+strings.Repeat(" ", 3*scanBlock/2)+",2\n")},
+		{mapWindow, 100000, []int{-1}, "w.csv", []string{"\r\n", "\r5,6\n", "\"5\r\n\",6\r\n", "-5.25,6\r\n"}},
 	} {
-		t.Run(fmt.Sprint(tc.at), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			for _, snippet := range tc.snippets {
-				for shift := -tc.shifts; shift <= tc.shifts; shift++ {
+				for _, shift := range tc.shifts {
 					content := boundaryCSV(tc.at+shift, tc.rowLen, snippet)
 					want, err := refCSV(content, "", false)
 					if err != nil {
 						t.Fatalf("snippet %.40q: reference: %v", snippet, err)
 					}
-					for _, name := range tc.names {
-						path := writeFile(t, t.TempDir(), name, content)
-						for _, v := range []int{1, 13} {
-							src := mustOpen(t, Spec{Paths: []string{path}, Shards: v})
-							checkRead(t, src, want, allShards(src))
-						}
-					}
+					path := writeFile(t, t.TempDir(), tc.name, content)
+					src := mustOpen(t, Spec{Paths: []string{path}, Shards: 1}) // one piece: the blocks start at its start
+					checkRead(t, src, want, allShards(src))
 				}
 			}
 		})
@@ -336,23 +352,28 @@ func FuzzCSV(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, content []byte) {
 		path := writeFile(t, t.TempDir(), "f.csv", content)
-		for _, spec := range []Spec{{Shards: 1}, {Shards: 4, Unlabeled: true}, {Shards: 1 + len(content)%11, Label: "y"}} {
+		for _, c := range []struct {
+			spec  Spec
+			nodes int
+		}{{Spec{Shards: 1}, 1}, {Spec{Shards: 4, Unlabeled: true}, 1}, {Spec{Shards: 1 + len(content)%11, Label: "y"}, 1}, {Spec{Shards: 5}, 2}, {Spec{Shards: 3}, 3}} {
+			spec := c.spec
 			spec.Paths = []string{path}
 			want, refErr := refCSV(content, spec.Label, spec.Unlabeled)
 			timer := time.AfterFunc(20*time.Second, func() { panic(fmt.Sprintf("reading %q hangs", content)) })
 			func() {
 				defer timer.Stop()
-				src, err := Open(context.Background(), spec)
+				srcs, err := openNodes(spec, c.nodes)
 				switch {
 				case err != nil && refErr == nil:
-					t.Fatalf("%+v: the reference reads it, the fast path: %v", spec, err)
+					t.Fatalf("%+v on %d nodes: the reference reads it, the fast path: %v", spec, c.nodes, err)
 				case err != nil:
 					return
-				case refErr == nil:
-					checkRead(t, src, want, allShards(src))
-				default:
-					if _, err := src.ReadShards(context.Background(), allShards(src)); err == nil {
-						t.Fatalf("%+v: the reference fails (%v), the fast path reads it", spec, refErr)
+				}
+				for _, src := range srcs {
+					if refErr == nil {
+						checkRead(t, src, want, allShards(src))
+					} else if _, err := src.ReadShards(context.Background(), allShards(src)); err == nil {
+						t.Fatalf("%+v on %d nodes: the reference fails (%v), the fast path reads it", spec, c.nodes, refErr)
 					}
 				}
 			}()

@@ -34,8 +34,9 @@ func fastRecord(b []byte, vals []float64) (next int, ok bool) {
 		}
 		mant := uint64(eightDigits(w, k))
 		p += k
+		c := byte(w >> (8 * k)) // the byte after the digits, without a load
 		scale := 0
-		if b[p] == '.' {
+		if c == '.' {
 			p++
 			w = binary.LittleEndian.Uint64(b[p:])
 			f := digitRun(w)
@@ -59,13 +60,14 @@ func fastRecord(b []byte, vals []float64) (next int, ok bool) {
 			if mant > 1<<53 {
 				return 0, false
 			}
+			c = byte(w >> (8 * f))
 		}
 		v := float64(mant) / pow10[scale] // exact operands: one rounding, as strconv's
 		if neg {
 			v = -v
 		}
 		vals[i] = v
-		switch c := b[p]; {
+		switch {
 		case c == ',' && i+1 < len(vals):
 			p++
 		case c == '\n' && i+1 == len(vals):

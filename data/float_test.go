@@ -151,6 +151,86 @@ func FuzzParseFloat(f *testing.F) {
 	})
 }
 
+// randomPlain returns a random field close to the plain decimals of the
+// record fast path: a sign, 0-9 digits, maybe a point and 0-18 digits, and
+// now and then what the fast path leaves to the general parser.
+func randomPlain(rng *rand.Rand) string {
+	digits := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteByte(byte('0' + rng.IntN(10)))
+		}
+		return b.String()
+	}
+	if rng.IntN(2) == 0 { // one the fast path takes
+		return []string{"", "-"}[rng.IntN(2)] + digits(1+rng.IntN(7)) + []string{"", "."}[rng.IntN(2)] + digits(rng.IntN(9))
+	}
+	s := []string{"", "", "", "-", "+"}[rng.IntN(5)] + digits(rng.IntN(10))
+	if rng.IntN(3) > 0 {
+		s += "." + digits(rng.IntN(18))
+	}
+	switch rng.IntN(30) {
+	case 0:
+		s += "e" + strconv.Itoa(rng.IntN(40)-20)
+	case 1:
+		s = " " + s
+	case 2:
+		s += " "
+	case 3:
+		s = `"` + s + `"`
+	case 4:
+		s = ""
+	}
+	return s
+}
+
+// TestFastRecord checks the SWAR record path against strconv: where it
+// takes a record, it must read every field exactly and end after the line
+// end; with any bytes after the record, it must not read past the buffer.
+func TestFastRecord(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	taken := 0
+	for range 300000 {
+		cols := 1 + rng.IntN(4)
+		fields := make([]string, cols)
+		for i := range fields {
+			fields[i] = randomPlain(rng)
+		}
+		rec := strings.Join(fields, ",") + []string{"\n", "\r\n", "\r", "", " \n", ",\n"}[rng.IntN(6)]
+		pad := "1234567890,1234567890123456789012345,1234567890"
+		if rng.IntN(4) == 0 {
+			pad = pad[:rng.IntN(36)] // little room: it must give up, not read past b
+		}
+		b := []byte(rec + pad)
+		b = b[:len(b):len(b)]
+		vals := make([]float64, cols+rng.IntN(2)) // now and then one field too many
+		next, ok := fastRecord(b, vals)
+		if !ok {
+			continue
+		}
+		taken++
+		if next != len(rec) || len(vals) != cols {
+			t.Fatalf("fastRecord(%q) with %d fields: next %d, want %d (%d fields)", b, len(vals), next, len(rec), cols)
+		}
+		for i, f := range fields {
+			want, wantOK := refFloat(f)
+			if !wantOK || math.Float64bits(vals[i]) != math.Float64bits(want) {
+				t.Fatalf("fastRecord(%q): field %d = %v (%#x), strconv: %v (%#x) ok %v", b, i, vals[i], math.Float64bits(vals[i]), want, math.Float64bits(want), wantOK)
+			}
+		}
+	}
+	if taken < 5000 {
+		t.Errorf("the fast path took only %d records", taken)
+	}
+	// It takes the common records.
+	for _, rec := range []string{"-1.23376,2\n", "0,0.5,-7\r\n", "1234567.12345678,-0\n", "00012,0.000000000000001\n", "5.,3\n"} {
+		vals := make([]float64, strings.Count(rec, ",")+1)
+		if _, ok := fastRecord([]byte(rec+strings.Repeat("\n", 32)), vals); !ok {
+			t.Errorf("fastRecord(%q) gives up", rec)
+		}
+	}
+}
+
 func BenchmarkParseFloat(b *testing.B) {
 	in := []byte("-1.23376")
 	for b.Loop() {

@@ -231,7 +231,7 @@ func (s *textSource) scanSegment(ctx context.Context, g *segment, quoted bool) e
 		if _, err := scanRowsWith(ctx, sc, r, f.dataStart, make([]byte, scanBlock)); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
-		g.size = sc.end
+		g.size, g.maxIndex = sc.end, sc.maxIndex
 		return nil
 	}
 	off := max(g.off, f.dataStart)
@@ -318,7 +318,7 @@ func (s *textSource) rowAfterMark(ctx context.Context, g *segment, k int) (int64
 		}
 		return true
 	}}
-	if _, err := scanRowsWith(ctx, sc, r, g.marks[m], make([]byte, 64<<10)); err != nil {
+	if _, err := scanRowsWith(ctx, sc, r, g.marks[m], make([]byte, 8<<10)); err != nil { // marks are a few KiB apart
 		return 0, fmt.Errorf("%s: %w", f.path, err)
 	}
 	if off < 0 {

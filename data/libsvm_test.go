@@ -153,6 +153,15 @@ func TestLIBSVMMatchesReference(t *testing.T) {
 						checkRead(t, src, want, randomShards(rng, src))
 					}
 				}
+				for _, nodes := range []int{2, 3} {
+					srcs, err := openNodes(Spec{Paths: []string{path}, Shards: 5}, nodes)
+					if err != nil {
+						t.Fatalf("%d nodes: %v", nodes, err)
+					}
+					for _, src := range srcs {
+						checkRead(t, src, want, allShards(src))
+					}
+				}
 			})
 		}
 	}
@@ -180,6 +189,13 @@ func TestLIBSVMParts(t *testing.T) {
 		src := mustOpen(t, Spec{Paths: []string{dir}, Shards: v})
 		checkRead(t, src, want, allShards(src))
 		checkRead(t, src, want, randomShards(rng, src))
+		srcs, err := openNodes(Spec{Paths: []string{dir}, Shards: v}, 3)
+		if err != nil {
+			t.Fatalf("3 nodes: %v", err)
+		}
+		for _, src := range srcs {
+			checkRead(t, src, want, randomShards(rng, src))
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/launch"
 	"github.com/dmlrun/dmlrun/node"
 	"github.com/dmlrun/dmlrun/transport"
@@ -150,6 +151,15 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	port, allLocal := f.port, true
 	for _, h := range hosts {
 		allLocal = allLocal && h.IsLocal()
+	}
+	if allLocal { // the nodes read these very paths: a missing one fails here, once
+		for _, ps := range []config.Paths{cfg.Data.Train, cfg.Data.Test} {
+			if len(ps) > 0 {
+				if _, err := data.ExpandPaths(ps); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
 	}
 	if f.np > 0 {
 		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
