@@ -13,54 +13,11 @@ import (
 	"testing"
 )
 
-// memExchange sums vectors over n goroutines: an in-memory allreduce for
-// nodes that open a data set together.
-type memExchange struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	n     int
-	round []int       // calls made by each rank
-	sums  [][]float64 // by round
-	seen  []int       // by round: how many ranks added their vector
-}
-
-func newMemExchange(n int) *memExchange {
-	e := &memExchange{n: n, round: make([]int, n)}
-	e.cond = sync.NewCond(&e.mu)
-	return e
-}
-
-func (e *memExchange) forRank(r int) func(context.Context, []float64) error {
-	return func(_ context.Context, v []float64) error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		k := e.round[r]
-		e.round[r]++
-		for len(e.sums) <= k {
-			e.sums = append(e.sums, nil)
-			e.seen = append(e.seen, 0)
-		}
-		if e.sums[k] == nil {
-			e.sums[k] = make([]float64, len(v))
-		}
-		for i, x := range v {
-			e.sums[k][i] += x
-		}
-		e.seen[k]++
-		e.cond.Broadcast()
-		for e.seen[k] < e.n {
-			e.cond.Wait()
-		}
-		copy(v, e.sums[k])
-		return nil
-	}
-}
-
 // openTogether opens spec on n simulated nodes at once, each indexing its
 // share, and returns their sources.
 func openTogether(t *testing.T, spec Spec, n int) []Source {
 	t.Helper()
-	ex := newMemExchange(n)
+	ex := LocalExchanges(n)
 	srcs := make([]Source, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -69,7 +26,7 @@ func openTogether(t *testing.T, spec Spec, n int) []Source {
 		go func() {
 			defer wg.Done()
 			s := spec
-			s.Rank, s.Nodes, s.Exchange = r, n, ex.forRank(r)
+			s.Rank, s.Nodes, s.Exchange = r, n, ex[r]
 			srcs[r], errs[r] = Open(context.Background(), s)
 		}()
 	}

@@ -29,7 +29,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	ex := newExchange(*n)
+	ex := data.LocalExchanges(*n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for r := range *n {
@@ -38,7 +38,7 @@ func main() {
 			defer wg.Done()
 			ctx := context.Background()
 			t0 := time.Now()
-			src, err := data.Open(ctx, data.Spec{Paths: flag.Args(), Rank: r, Nodes: *n, Exchange: ex.forRank(r)})
+			src, err := data.Open(ctx, data.Spec{Paths: flag.Args(), Rank: r, Nodes: *n, Exchange: ex[r]})
 			if err != nil {
 				panic(err)
 			}
@@ -60,45 +60,4 @@ func main() {
 	}
 	wg.Wait()
 	fmt.Println("all", time.Since(start).Round(time.Millisecond))
-}
-
-// exchange sums vectors over n goroutines (an in-memory allreduce).
-type exchange struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	n     int
-	round []int
-	sums  [][]float64
-	seen  []int
-}
-
-func newExchange(n int) *exchange {
-	e := &exchange{n: n, round: make([]int, n)}
-	e.cond = sync.NewCond(&e.mu)
-	return e
-}
-
-func (e *exchange) forRank(r int) func(context.Context, []float64) error {
-	return func(_ context.Context, v []float64) error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		k := e.round[r]
-		e.round[r]++
-		for len(e.sums) <= k {
-			e.sums, e.seen = append(e.sums, nil), append(e.seen, 0)
-		}
-		if e.sums[k] == nil {
-			e.sums[k] = make([]float64, len(v))
-		}
-		for i, x := range v {
-			e.sums[k][i] += x
-		}
-		e.seen[k]++
-		e.cond.Broadcast()
-		for e.seen[k] < e.n {
-			e.cond.Wait()
-		}
-		copy(v, e.sums[k])
-		return nil
-	}
 }
