@@ -156,8 +156,11 @@ func TestCSVMatchesEncodingCSV(t *testing.T) {
 		path := writeFile(t, dir, f.name+".csv", f.content)
 		for _, spec := range []Spec{{Label: "y"}, {Label: ""}, {Unlabeled: true}, {Label: "y", Float32: true}, {Unlabeled: true, Float32: true}} {
 			want, err := refCSV(f.content, spec.Label, spec.Unlabeled)
-			if err != nil {
+			if err != nil && strings.HasPrefix(f.name, "edge") {
 				continue // checked by TestCSVErrors and FuzzCSV
+			}
+			if err != nil {
+				t.Fatalf("%s: reference: %v", f.name, err)
 			}
 			n := len(want.y)
 			for _, v := range []int{1, 3, 7, n, n + 5} {
@@ -279,8 +282,9 @@ func TestCSVErrors(t *testing.T) {
 		{"bare quote", "a,b,y\n1,2,3\n1,2\"x,3\n", "", `^:3: bare " in non-quoted-field$`},
 		{"bare quote in header", "a,b\"\n1,2\n", "", `^:1: bare " in non-quoted-field$`},
 		{"quote then text", "a,b,y\n1,\"2\"x,3\n", "", `^:2: extraneous or missing " in quoted-field$`},
-		{"unterminated quote", "a,b,y\n1,2,3\n1,\"2,3\n4,5,6\n", "", `^:\d+: extraneous or missing " in quoted-field$`},
-		{"unterminated header", "a,\"b\n", "", `^:\d+: extraneous or missing " in quoted-field$`},
+		{"unterminated quote", "a,b,y\n1,2,3\n1,\"2,3\n4,5,6\n", "", `^:3: extraneous or missing " in quoted-field$`}, // where the quote opens
+		{"unterminated header", "\n\"a\",\"b\n", "", `^:2: extraneous or missing " in quoted-field$`},
+		{"unterminated after \"\"", "a,b,y\n1,2,3\n1,\"2\n\"\"\n3\n", "", `^:3: extraneous or missing " in quoted-field$`},
 		{"label missing", "a,b,y\n1,2,3\n", "zz", `^: label column "zz" is not in the header; the columns are "a", "b", "y"$`},
 		{"one column", "a\n1\n", "", `^: the header has 1 column`},
 		{"empty file", "", "", `^: empty file`},
@@ -330,6 +334,27 @@ func TestCSVPrepareLabelsNamesLine(t *testing.T) {
 		if want := b + ":6: label 2 is not a binary label (0/1 or -1/+1)"; len(errs) != 1 || errs[0] != want {
 			t.Errorf("V=%d: errors %q, want [%q]", v, errs, want)
 		}
+	}
+}
+
+// TestCSVHeaderMismatch: every file must have the first file's header; the
+// error names the file that differs.
+func TestCSVHeaderMismatch(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.csv", []byte("x,y\n1,2\n"))
+	b := writeFile(t, dir, "b.csv.gz", []byte("\ufeff x , y \n3,4\n")) // the same header, trimmed
+	c := writeFile(t, dir, "c.csv", []byte("x,z\n5,6\n"))
+	src := mustOpen(t, Spec{Paths: []string{a, b}})
+	checkRead(t, src, &refData{names: []string{"x"}, x: [][]float64{{1}, {3}}, y: []float64{2, 4}}, []int{0, 1})
+	_, err := Open(context.Background(), Spec{Paths: []string{a, b, c}})
+	if err == nil || !strings.HasPrefix(err.Error(), c+": the header") || !strings.Contains(err.Error(), `"z"`) {
+		t.Errorf("header mismatch: %v, want an error naming %s and its header", err, c)
+	}
+	// An error in a later file names that file and its line.
+	d := writeFile(t, dir, "d.csv.gz", []byte("x,y\n\n7,8\n9,x\n"))
+	src = mustOpen(t, Spec{Paths: []string{a, d}, Shards: 1})
+	if _, err := src.ReadShards(context.Background(), []int{0}); err == nil || !strings.HasPrefix(err.Error(), d+`:4: column "y" (2): "x" is not a number`) {
+		t.Errorf("error in %s: %v", d, err)
 	}
 }
 

@@ -88,7 +88,7 @@ func (c *csvRecords) record(b []byte, p int, atEOF bool, field func(col int, f [
 					if !atEOF {
 						return 0, errNeedMore
 					}
-					return 0, &recordError{len(b), csv.ErrQuote}
+					return 0, &recordError{p, csv.ErrQuote} // at the opening quote, not the end of the file
 				}
 				q += j
 				if q+1 == len(b) && !atEOF {

@@ -319,27 +319,6 @@ func TestExpandPaths(t *testing.T) {
 	}
 }
 
-// TestCSVHeaderMismatch: every file must have the first file's header; the
-// error names the file that differs.
-func TestCSVHeaderMismatch(t *testing.T) {
-	dir := t.TempDir()
-	a := writeFile(t, dir, "a.csv", []byte("x,y\n1,2\n"))
-	b := writeFile(t, dir, "b.csv.gz", []byte("\ufeff x , y \n3,4\n")) // the same header, trimmed
-	c := writeFile(t, dir, "c.csv", []byte("x,z\n5,6\n"))
-	src := mustOpen(t, Spec{Paths: []string{a, b}})
-	checkRead(t, src, &refData{names: []string{"x"}, x: [][]float64{{1}, {3}}, y: []float64{2, 4}}, []int{0, 1})
-	_, err := Open(context.Background(), Spec{Paths: []string{a, b, c}})
-	if err == nil || !strings.HasPrefix(err.Error(), c+": the header") || !strings.Contains(err.Error(), `"z"`) {
-		t.Errorf("header mismatch: %v, want an error naming %s and its header", err, c)
-	}
-	// An error in a later file names that file and its line.
-	d := writeFile(t, dir, "d.csv.gz", []byte("x,y\n\n7,8\n9,x\n"))
-	src = mustOpen(t, Spec{Paths: []string{a, d}, Shards: 1})
-	if _, err := src.ReadShards(context.Background(), []int{0}); err == nil || !strings.HasPrefix(err.Error(), d+`:4: column "y" (2): "x" is not a number`) {
-		t.Errorf("error in %s: %v", d, err)
-	}
-}
-
 // TestCSVGzip reads gzip files as their plain content.
 func TestCSVGzip(t *testing.T) {
 	dir := t.TempDir()

@@ -1,8 +1,11 @@
 package data
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,6 +230,23 @@ func TestFastRecord(t *testing.T) {
 		vals := make([]float64, strings.Count(rec, ",")+1)
 		if _, ok := fastRecord([]byte(rec+strings.Repeat("\n", 32)), vals); !ok {
 			t.Errorf("fastRecord(%q) gives up", rec)
+		}
+	}
+}
+
+// TestCSVFloat32RangeAcrossFiles: a float32 table whose shard spans plain
+// files, parsed side by side, names the first value beyond the float32
+// range, every time (and, under -race, without a data race).
+func TestCSVFloat32RangeAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	for k := range 8 {
+		writeFile(t, dir, fmt.Sprintf("part-%d.csv", k), []byte("a,y\n"+strings.Repeat("1e300,1\n2,1\n", 200)))
+	}
+	for range 5 {
+		src := mustOpen(t, Spec{Paths: []string{dir}, Shards: 1, Float32: true})
+		_, err := src.ReadShards(context.Background(), []int{0})
+		if want := filepath.Join(dir, "part-0.csv") + `:2: feature "a": a value beyond ±3.4e38 does not fit data.dtype float32`; err == nil || err.Error() != want {
+			t.Fatalf("error %v, want %s", err, want)
 		}
 	}
 }

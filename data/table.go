@@ -3,6 +3,7 @@ package data
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 )
 
 // Task names: what a label means. They are the values of SyntheticSpec.Task
@@ -31,7 +32,7 @@ type Table struct {
 	Y            []float64 // label per row: target, or class index 0..K-1
 
 	locate func(row int) string // names a global row for an error message; nil: "source: row N"
-	over32 int                  // 1 + the first value stored that float32 cannot hold (index into X32); 0: none
+	over32 atomic.Int64         // 1 + the first value stored that float32 cannot hold (index into X32); 0: none
 }
 
 // NewTable returns a table for rows first..first+rows-1 with its storage
@@ -84,20 +85,32 @@ func (t *Table) set(i, j int, v float64) {
 	if t.X32 != nil {
 		k := i*t.Features + j
 		t.X32[k] = float32(v)
-		if (v > math.MaxFloat32 || v < -math.MaxFloat32) && t.over32 == 0 {
-			t.over32 = k + 1
+		if v > math.MaxFloat32 || v < -math.MaxFloat32 {
+			t.noteOver32(k)
 		}
 	} else {
 		t.X[i*t.Features+j] = v
 	}
 }
 
+// noteOver32 remembers that value k of X32 overflowed, keeping the first
+// (pieces of one table may be parsed side by side).
+func (t *Table) noteOver32(k int) {
+	for {
+		old := t.over32.Load()
+		if old != 0 && old <= int64(k)+1 || t.over32.CompareAndSwap(old, int64(k)+1) {
+			return
+		}
+	}
+}
+
 // checkFloat32 reports a value that a float32 table could not hold.
 func (t *Table) checkFloat32() error {
-	if t.over32 == 0 {
+	k := int(t.over32.Load())
+	if k == 0 {
 		return nil
 	}
-	i, j := (t.over32-1)/t.Features, (t.over32-1)%t.Features
+	i, j := (k-1)/t.Features, (k-1)%t.Features
 	return fmt.Errorf("%s: feature %q: a value beyond ±3.4e38 does not fit data.dtype float32", t.where(i), t.FeatureNames[j])
 }
 
