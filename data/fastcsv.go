@@ -32,7 +32,12 @@ func fastRecord(b []byte, vals []float64) (next int, ok bool) {
 		if k == 0 || k == 8 {
 			return 0, false
 		}
-		mant := uint64(eightDigits(w, k))
+		var mant uint64
+		if k == 1 { // the common case: one digit before the point
+			mant = w&0xFF - '0'
+		} else {
+			mant = uint64(eightDigits(w, k))
+		}
 		p += k
 		c := byte(w >> (8 * k)) // the byte after the digits, without a load
 		scale := 0
