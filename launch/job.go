@@ -33,6 +33,11 @@ type NodeReport struct {
 	Started bool `json:"started,omitempty"`
 	Steps   int  `json:"steps,omitempty"`
 	Extra   any  `json:"extra,omitempty"`
+	// Fault is the error of a node that fails on its own (a bad file, an
+	// output it cannot write, a diverging model), sent before it exits: the
+	// launcher stops the job with that cause instead of treating the node as
+	// lost, since another node would fail the same way.
+	Fault string `json:"fault,omitempty"`
 }
 
 // JoinList is the launcher's answer: every node's gossip address.
@@ -141,6 +146,14 @@ func RunJobRestarting(ctx context.Context, specs []Spec, hellos []NodeHello, max
 			}
 		}
 		training = training || r.Started
+		if r.Fault != "" && !interrupted {
+			if len(failures) == 0 {
+				failures = append(failures, fmt.Errorf("node %s: %s", g.Label(ev.Index), r.Fault))
+				fmt.Fprintf(log, "dmlrun: node %s failed: %s; stopping the job\n", g.Label(ev.Index), r.Fault)
+				go g.Stop()
+			}
+			continue
+		}
 		if r.Theta != "" || r.Extra != nil { // a result (a benchmark's may hold no θ)
 			reports[ev.Index] = &r
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -175,12 +176,18 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	if count == 0 {
 		return 0, fmt.Errorf("step %d: the batch is empty", step)
 	}
+	if !finite(t.v[:P+1]) { // allreduced: every node stops here, at the same step
+		return 0, t.diverged(step, "the loss or the gradient")
+	}
 	g := t.v[:P]
 	for i := range g {
 		g[i] /= count
 	}
 	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
 	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
+	if !finite(t.theta) || math.IsInf(loss, 0) {
+		return 0, t.diverged(step, "θ")
+	}
 	t.done = step + 1
 	t.reformNext = t.v[P+2] > 0
 	t.stats.Samples += int64(count)
@@ -262,6 +269,30 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// finite reports whether every element of v is a finite number.
+func finite(v []float64) bool {
+	var s float64
+	for _, x := range v {
+		s += x - x // NaN for NaN and ±Inf, else 0
+	}
+	return s == 0
+}
+
+// diverged is the error of a run whose numbers left the finite range: a
+// fault of the job (every node sees it at the same step), not of a node.
+func (t *trainer) diverged(step int, what string) error {
+	return fmt.Errorf("step %d: %s is not finite: the model diverged; try a lower optimizer.lr (now %g) or data.normalize: true%s",
+		step+1, what, t.cfg.Optimizer.LR, t.keptNote())
+}
+
+// keptNote says where the last finite θ is, when checkpoints are on.
+func (t *trainer) keptNote() string {
+	if t.cfg.Checkpoint.Every <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the last checkpoint (%s) holds the last finite θ saved", t.checkpointPath())
 }
 
 // firstStepAfterRecovery reports, once per recovery, how long training

@@ -300,6 +300,9 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
 	res, err := node.Run(ctx, o)
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) { // its own fault, not the others' loss
+			_ = child.Send(launch.NodeReport{Fault: err.Error()})
+		}
 		return err
 	}
 	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps}

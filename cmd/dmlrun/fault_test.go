@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJobFaultsStopTheJob: a fault of the job itself, which every node
+// would hit, stops the job at once with its cause and a non-zero exit,
+// instead of being survived as a lost node: a diverging model (every node
+// sees the non-finite sum at the same step; no model.json is written) and an
+// output directory that cannot be created.
+func TestJobFaultsStopTheJob(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "a-file")
+	os.WriteFile(blocker, []byte("x"), 0o644)
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"diverging", `name: div
+data: {format: synthetic, synthetic: {task: regression, samples: 2000, features: 5, noise: 0.1}}
+model: {kind: linear}
+optimizer: {kind: sgd, lr: 100}
+training: {batch_size: 64, steps: 5000}
+`, []string{"is not finite: the model diverged", "optimizer.lr (now 100)", "stopping the job"}},
+		{"unwritable output", `name: out
+data: {format: synthetic, synthetic: {task: binary, samples: 200, features: 3}}
+model: {kind: logistic}
+training: {steps: 5}
+output: {dir: ` + filepath.Join(blocker, "out") + `}
+`, []string{"a-file"}},
+	} {
+		cfg := writeConfig(t, dir, tc.body)
+		if !strings.Contains(tc.body, "output:") {
+			cfg = jobConfig(t, dir, tc.body)
+		}
+		start := time.Now()
+		_, errOut, err := dmlrun(t, time.Minute, "-np", "3", cfg)
+		if err == nil {
+			t.Fatalf("%s: exit 0\n%s", tc.name, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Fatalf("%s: stderr does not mention %q:\n%s", tc.name, w, errOut)
+			}
+		}
+		if strings.Contains(errOut, "the others go on without it") {
+			t.Fatalf("%s: a fault of the job was taken for a lost node:\n%s", tc.name, errOut)
+		}
+		if el := time.Since(start); el > 30*time.Second {
+			t.Fatalf("%s: took %v", tc.name, el)
+		}
+		out := filepath.Join(dir, "out-"+strings.TrimSuffix(filepath.Base(cfg), ".yaml"))
+		if _, err := os.Stat(filepath.Join(out, "model.json")); err == nil {
+			t.Fatalf("%s: a model was written", tc.name)
+		}
+	}
+}
