@@ -68,6 +68,12 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 		if len(ck.Theta) != len(t.theta) || len(ck.OptState) != len(t.opt.State()) {
 			return fmt.Errorf("-resume: %s holds %d parameters, the model has %d", t.checkpointPath(), len(ck.Theta), len(t.theta))
 		}
+		if ck.Step < 0 || ck.Step >= t.steps {
+			return fmt.Errorf("-resume: %s is at step %d, outside this run's steps 0..%d (a finished run has nothing to resume)", t.checkpointPath(), ck.Step, t.steps-1)
+		}
+		if !finite(ck.Theta) || !finite(ck.OptState) {
+			return fmt.Errorf("-resume: %s holds a θ or optimizer state that is not finite", t.checkpointPath())
+		}
 		mine = float64(ck.Step)
 	}
 	v := []float64{mine}

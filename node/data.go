@@ -30,6 +30,10 @@ type nodeData struct {
 	readTook    time.Duration
 }
 
+// maxClasses bounds the number of classes taken from the labels: each costs
+// a row of weights.
+const maxClasses = 1 << 16
+
 // taskOf says what the labels mean for the configured model.
 func taskOf(cfg *config.Config) string {
 	switch cfg.Model.Kind {
@@ -147,6 +151,9 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 				}
 				if err := c.AllReduce(ctx, v, ring.Max); err != nil {
 					return nil, fmt.Errorf("agreeing on the number of classes: %w", err)
+				}
+				if v[0] >= maxClasses {
+					return nil, fmt.Errorf("the largest class label in %s is %v: more than %d classes (is data.label the right column? model.classes sets the number)", d.trainSrc.Name(), v[0], maxClasses)
 				}
 				d.classes = int(v[0]) + 1
 			}

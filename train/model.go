@@ -83,6 +83,22 @@ type Shape struct {
 //	m, err := train.LoadModel(saved.Shape, saved.Theta)
 //	m.Predict(saved.Theta, x, out)
 func LoadModel(shape Shape, theta []float64) (Model, error) {
+	// Check the sizes against θ before building anything: a hostile or
+	// broken shape may claim billions of parameters.
+	if len(shape.Layers) < 2 || len(shape.Layers) > 64 || shape.Layers[0] != shape.Features {
+		return nil, fmt.Errorf("model: the shape's layers %v do not fit %d features", shape.Layers, shape.Features)
+	}
+	var params float64
+	for l := 1; l < len(shape.Layers); l++ {
+		in, out := shape.Layers[l-1], shape.Layers[l]
+		if in < 1 || out < 1 {
+			return nil, fmt.Errorf("model: layer %d has %d units", l, out)
+		}
+		params += float64(in+1) * float64(out)
+	}
+	if params != float64(len(theta)) || params != float64(shape.Params) {
+		return nil, fmt.Errorf("model: the layers %v need %.0f parameters; the shape says %d and θ has %d", shape.Layers, params, shape.Params, len(theta))
+	}
 	spec := ModelSpec{Kind: shape.Kind, Hidden: shape.Hidden, Activation: shape.Activation}
 	if shape.Kind == KindMLP {
 		spec.Output = shape.Task

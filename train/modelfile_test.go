@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -46,4 +47,27 @@ func writeFile(t *testing.T, name, text string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestModelFileHugeShape: a model.json whose shape claims billions of
+// parameters is refused before anything of that size is built.
+func TestModelFileHugeShape(t *testing.T) {
+	for _, shape := range []string{
+		`{"kind":"linear","task":"regression","features":2000000000,"layers":[2000000000,1],"params":2000000001}`,
+		`{"kind":"mlp","task":"binary","features":2,"hidden":[1000000000],"activation":"relu","layers":[2,1000000000,1],"params":3}`,
+		`{"kind":"softmax","task":"multiclass","features":2,"classes":2000000000,"layers":[2,2000000000],"params":3}`,
+		`{"kind":"linear","task":"regression","features":2,"layers":[],"params":3}`,
+	} {
+		path := writeFile(t, "m.json", `{"shape":`+shape+`,"theta":[0,0,0]}`)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := ReadModelFile(path)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "m.json") {
+			t.Errorf("shape %s: error %v", shape, err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("shape %s: %d bytes allocated before refusing", shape, grew)
+		}
+	}
 }

@@ -60,3 +60,28 @@ output: {dir: ` + filepath.Join(blocker, "out") + `}
 		}
 	}
 }
+
+// TestRefusedInputs: values a run cannot hold are refused with their cause:
+// a class label of 2e9 (classes would be the largest label + 1) and a
+// checkpoint at the end of a finished run (nothing left to resume).
+func TestRefusedInputs(t *testing.T) {
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.csv")
+	os.WriteFile(labels, []byte("x,y\n1,0\n2,2000000000\n3,1\n"), 0o644)
+	cfg := jobConfig(t, dir, "model: {kind: softmax}\ndata: {train: "+labels+"}\n")
+	if _, errOut, err := dmlrun(t, time.Minute, "-np", "2", cfg); err == nil || !strings.Contains(errOut, "more than 65536 classes") {
+		t.Fatalf("label 2e9: %v\n%s", err, errOut)
+	}
+
+	done := jobConfig(t, dir, `data: {format: synthetic, synthetic: {task: binary, samples: 100, features: 3}}
+model: {kind: logistic}
+training: {batch_size: 10, steps: 20}
+checkpoint: {every: 10}
+`)
+	if _, errOut, err := dmlrun(t, time.Minute, "-np", "2", done); err != nil {
+		t.Fatalf("first run: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := dmlrun(t, time.Minute, "-np", "2", "-resume", done); err == nil || !strings.Contains(errOut, "outside this run's steps") {
+		t.Fatalf("-resume of a finished run: %v\n%s", err, errOut)
+	}
+}
