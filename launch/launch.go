@@ -16,7 +16,6 @@
 package launch
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,6 +113,9 @@ func (g *Group) Restart(i int) error {
 	return g.start(i)
 }
 
+// maxShown bounds a line of a child's output that the launcher shows.
+const maxShown = 64 << 10
+
 // watch forwards one child's output and reports its exit.
 func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	defer g.wg.Done()
@@ -121,24 +123,20 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	pipes.Add(2)
 	go func() {
 		defer pipes.Done()
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			line := append(json.RawMessage(nil), sc.Bytes()...)
-			if json.Valid(line) {
+		readLines(stdout, 16<<20, func(b []byte, cut int) {
+			line := append(json.RawMessage(nil), b...)
+			if cut == 0 && json.Valid(line) {
 				g.events <- Event{Index: i, Line: line}
-			} else {
-				g.printf(i, "%s", line) // not protocol: show it
+			} else { // not protocol: show it
+				g.printf(i, "%s%s", line[:min(len(line), maxShown)], cutNote(cut+len(line)-min(len(line), maxShown)))
 			}
-		}
+		})
 	}()
 	go func() {
 		defer pipes.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			g.printf(i, "%s", sc.Bytes())
-		}
+		readLines(stderr, maxShown, func(line []byte, cut int) {
+			g.printf(i, "%s%s", line, cutNote(cut))
+		})
 	}()
 	pipes.Wait()
 	err := cmd.Wait()

@@ -73,6 +73,19 @@ func TestRefusedInputs(t *testing.T) {
 		t.Fatalf("label 2e9: %v\n%s", err, errOut)
 	}
 
+	huge := filepath.Join(dir, "huge.csv")
+	os.WriteFile(huge, []byte("x,y\n1,0\n"+strings.Repeat("9", 3<<20)+"x,1\n"), 0o644)
+	cfg = jobConfig(t, dir, "model: {kind: logistic}\ndata: {train: "+huge+"}\n")
+	_, errOut, err := dmlrun(t, time.Minute, "-np", "2", cfg)
+	if err == nil || !strings.Contains(errOut, "huge.csv:3") || !strings.Contains(errOut, "is not a number") {
+		t.Fatalf("a 3 MiB field: %v\n%.2000s", err, errOut)
+	}
+	for _, line := range strings.Split(errOut, "\n") {
+		if len(line) > 1000 {
+			t.Fatalf("a 3 MiB field: a %d-byte line of output: %.200s", len(line), line)
+		}
+	}
+
 	done := jobConfig(t, dir, `data: {format: synthetic, synthetic: {task: binary, samples: 100, features: 3}}
 model: {kind: logistic}
 training: {batch_size: 10, steps: 20}
