@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,8 @@ type NodeReport struct {
 	// launcher stops the job with that cause instead of treating the node as
 	// lost, since another node would fail the same way.
 	Fault string `json:"fault,omitempty"`
+	// Model is the model.json the node wrote (the lowest rank does).
+	Model string `json:"model,omitempty"`
 }
 
 // JoinList is the launcher's answer: every node's gossip address.
@@ -193,7 +196,15 @@ func RunJobRestarting(ctx context.Context, specs []Spec, hellos []NodeHello, max
 		return res, fmt.Errorf("the nodes hold different θ:\n  %s", strings.Join(lines, "\n  "))
 	}
 	res.Theta = digests[0]
+	model := ""
+	for _, r := range res.Reports {
+		model = cmp.Or(model, r.Model)
+	}
+	if model == "" {
+		return res, errors.New("the nodes finished but none reported writing model.json")
+	}
 	fmt.Fprintf(out, "all %d nodes hold identical θ (sha256 %s)\n", n, res.Theta)
+	fmt.Fprintf(out, "model written to %s\n", model)
 	return res, nil
 }
 

@@ -60,6 +60,7 @@ type Result struct {
 	ThetaSHA256 string
 	Stats       *StepStats
 	Data        *DataBench // with Options.DataBench: what loading cost
+	Model       string     // the model.json this node wrote ("" on the others)
 }
 
 // Run runs one worker: it joins the cluster, waits for the configured number

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"time"
 	"unsafe"
@@ -267,6 +268,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		if err := t.saveModel(); err != nil {
 			return nil, err
 		}
+		res.Model = filepath.Join(t.cfg.Output.Dir, "model.json")
 	}
 	return res, nil
 }

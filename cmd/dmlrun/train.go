@@ -305,7 +305,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return err
 	}
-	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps}
+	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps, Model: res.Model}
 	switch {
 	case f.stats:
 		rep.Extra = res.Stats.Summarize()
