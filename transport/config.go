@@ -23,6 +23,17 @@ type Config struct {
 	// small-message latency (about 20 us to 7 us for 8 bytes, n=2 on loopback)
 	// but burns CPU while waiting for a slow peer. 0 means 100; -1 disables.
 	Spin int
+	// MaxPendingHandshakes bounds the connections a Listener holds that have
+	// not finished the handshake; the excess is closed at once. 0 means 64;
+	// -1 means no bound.
+	MaxPendingHandshakes int
+	// MaxPendingPerIP bounds them per source IP address. 0 means 8; -1
+	// means no bound.
+	MaxPendingPerIP int
+	// RefusalLogInterval rate-limits the WARN lines of refused connections:
+	// at most one per source IP per interval, which says how many refusals it
+	// stands for. 0 means 10 s; -1 logs every refusal.
+	RefusalLogInterval time.Duration
 	// Logger receives refusals and connection events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -30,6 +41,9 @@ type Config struct {
 const (
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultSpin             = 100
+	defaultMaxPending       = 64
+	defaultMaxPendingPerIP  = 8
+	defaultRefusalLogEvery  = 10 * time.Second
 )
 
 // Validate reports the first missing or bad field.
@@ -50,6 +64,31 @@ func (c *Config) handshakeTimeout() time.Duration {
 		return c.HandshakeTimeout
 	}
 	return defaultHandshakeTimeout
+}
+
+// limit maps a bound's config value to its effective value; -1 (any
+// negative value) means no bound, returned as 0.
+func limit(v, def int) int {
+	switch {
+	case v < 0:
+		return 0
+	case v == 0:
+		return def
+	}
+	return v
+}
+
+func (c *Config) maxPending() int      { return limit(c.MaxPendingHandshakes, defaultMaxPending) }
+func (c *Config) maxPendingPerIP() int { return limit(c.MaxPendingPerIP, defaultMaxPendingPerIP) }
+
+func (c *Config) refusalLogInterval() time.Duration {
+	switch {
+	case c.RefusalLogInterval < 0:
+		return 0
+	case c.RefusalLogInterval == 0:
+		return defaultRefusalLogEvery
+	}
+	return c.RefusalLogInterval
 }
 
 func (c *Config) spin() int {

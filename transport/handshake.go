@@ -87,6 +87,10 @@ func sendMsg(nc net.Conn, t FrameType, v any) error {
 	return WriteFrame(nc, Header{Type: t}, b)
 }
 
+// recvMsg reads one control frame (at most MaxControlBytes, checked before
+// the payload is allocated) of type want and decodes it into v, one of *Hello,
+// *challenge, *proof, *verdict, with every length it claims checked against
+// the message's limits before anything is allocated for it.
 func recvMsg(nc net.Conn, want FrameType, v any) ([]byte, error) {
 	h, p, err := ReadFrame(nc, MaxControlBytes)
 	if err != nil {
@@ -94,14 +98,15 @@ func recvMsg(nc net.Conn, want FrameType, v any) ([]byte, error) {
 	}
 	if h.Type == FrameVerdict && want != FrameVerdict {
 		var vd verdict
-		if err := msgpack.Unmarshal(p, &vd); err == nil && !vd.OK {
+		if err := decodeVerdict(p, &vd); err == nil && !vd.OK {
 			return nil, &RefusedError{Addr: nc.RemoteAddr().String(), Reason: vd.Reason}
 		}
 	}
 	if h.Type != want {
 		return nil, fmt.Errorf("handshake: got frame type %d, want %d", h.Type, want)
 	}
-	if err := msgpack.Unmarshal(p, v); err != nil {
+	// Not msgpack.Unmarshal: it allocates whatever length a field claims.
+	if err := decodeMsg(p, v); err != nil {
 		return nil, fmt.Errorf("handshake: bad message: %w", err)
 	}
 	return p, nil
@@ -156,6 +161,9 @@ func serverHandshake(nc net.Conn, cfg *Config) (Hello, error) {
 	}
 	refuse := func(format string, args ...any) (Hello, error) {
 		reason := fmt.Sprintf(format, args...)
+		if len(reason) > maxReasonBytes {
+			reason = reason[:maxReasonBytes]
+		}
 		_ = sendMsg(nc, FrameVerdict, verdict{Reason: reason})
 		return h, errors.New(reason)
 	}

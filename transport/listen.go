@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -25,8 +26,15 @@ type Listener struct {
 	// holds the Accept calls that wait for one.
 	ready   map[connKey]*Conn
 	waiting map[connKey]chan *Conn
-	// handshaking tracks conns mid-handshake, so Close can end them.
-	handshaking map[net.Conn]struct{}
+	// handshaking tracks conns mid-handshake, so Close can end them, and
+	// pendingByIP counts them per source address, for the caps.
+	handshaking map[net.Conn]netip.Addr
+	pendingByIP map[netip.Addr]int
+	// The high-water marks of the two (for tests and diagnostics).
+	peakPending, peakPendingByIP int
+	maxPending, maxPendingPerIP  int // 0: no bound
+	refusals                     *refusalLog
+	closed                       chan struct{} // closed by Close: ends a backoff wait
 }
 
 type connKey struct {
@@ -46,11 +54,42 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data plane: listen on %s: %w", addr, err)
 	}
+	return newListener(ln, cfg), nil
+}
+
+// newListener serves the data plane on ln.
+func newListener(ln net.Listener, cfg Config) *Listener {
 	l := &Listener{ln: ln, cfg: cfg, log: cfg.logger(), ready: map[connKey]*Conn{},
-		waiting: map[connKey]chan *Conn{}, handshaking: map[net.Conn]struct{}{}}
+		waiting: map[connKey]chan *Conn{}, handshaking: map[net.Conn]netip.Addr{},
+		pendingByIP: map[netip.Addr]int{}, maxPending: cfg.maxPending(),
+		maxPendingPerIP: cfg.maxPendingPerIP(), closed: make(chan struct{})}
+	l.refusals = newRefusalLog(l.log, cfg.refusalLogInterval())
 	l.wg.Add(1)
 	go l.acceptLoop()
-	return l, nil
+	return l
+}
+
+// Accept errors (say, EMFILE: out of file descriptors) are retried after a
+// pause that starts at minAcceptBackoff and doubles up to maxAcceptBackoff,
+// as net/http's Server does, instead of spinning.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// remoteIP is the IP address of nc's peer, the key of the per-source caps
+// and of the log's rate limit.
+func remoteIP(nc net.Conn) netip.Addr {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// refuse logs the refusal of nc (rate-limited per source address).
+func (l *Listener) refuse(nc net.Conn, ip netip.Addr, level slog.Level, reason error) {
+	l.refusals.refused(level, ip.String(), nc.RemoteAddr().String(), reason)
 }
 
 // Addr is the address the listener is bound to.
@@ -58,47 +97,90 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
+	var backoff time.Duration
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			l.log.Warn("data plane: accept", "err", err)
-			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
+			if backoff == 0 {
+				backoff = minAcceptBackoff
+			} else {
+				backoff = min(2*backoff, maxAcceptBackoff)
+			}
+			l.log.Warn("data plane: accept failed; retrying", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-l.closed:
+				t.Stop()
+				return
+			}
 			continue
 		}
+		backoff = 0
+		ip := remoteIP(nc)
 		l.mu.Lock()
 		if l.done {
 			l.mu.Unlock()
 			nc.Close()
 			return
 		}
-		l.handshaking[nc] = struct{}{}
+		var over error
+		switch {
+		case l.maxPending > 0 && len(l.handshaking) >= l.maxPending:
+			over = fmt.Errorf("too many pending handshakes (%d on this listener)", len(l.handshaking))
+		case l.maxPendingPerIP > 0 && l.pendingByIP[ip] >= l.maxPendingPerIP:
+			over = fmt.Errorf("too many pending handshakes from %s (%d)", ip, l.pendingByIP[ip])
+		}
+		if over != nil {
+			l.mu.Unlock()
+			nc.Close() // at once: it holds a file descriptor
+			l.refuse(nc, ip, slog.LevelWarn, over)
+			continue
+		}
+		l.handshaking[nc] = ip
+		l.pendingByIP[ip]++
+		l.peakPending = max(l.peakPending, len(l.handshaking))
+		l.peakPendingByIP = max(l.peakPendingByIP, l.pendingByIP[ip])
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go l.handshake(nc)
+		go l.handshake(nc, ip)
 	}
 }
 
-func (l *Listener) handshake(nc net.Conn) {
+// pending reports the handshakes in progress, those from ip, and the
+// high-water marks of both (over all sources).
+func (l *Listener) pending(ip netip.Addr) (total, fromIP, peak, peakPerIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.handshaking), l.pendingByIP[ip], l.peakPending, l.peakPendingByIP
+}
+
+func (l *Listener) handshake(nc net.Conn, ip netip.Addr) {
 	defer l.wg.Done()
 	h, err := serverHandshake(nc, &l.cfg)
 	l.mu.Lock()
-	delete(l.handshaking, nc)
+	if _, ok := l.handshaking[nc]; ok {
+		delete(l.handshaking, nc)
+		if l.pendingByIP[ip]--; l.pendingByIP[ip] <= 0 {
+			delete(l.pendingByIP, ip)
+		}
+	}
 	l.mu.Unlock()
 	if err != nil {
 		level := slog.LevelWarn
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
 			level = slog.LevelDebug // connected and closed without a byte: a liveness probe
 		}
-		l.log.Log(context.Background(), level, "data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
+		l.refuse(nc, ip, level, err)
 		nc.Close()
 		return
 	}
 	c, err := newConn(nc, h.From, h.Epoch)
 	if err != nil {
-		l.log.Warn("data plane: refused connection", "remote", nc.RemoteAddr().String(), "reason", err)
+		l.refuse(nc, ip, slog.LevelWarn, err)
 		nc.Close()
 		return
 	}
@@ -194,6 +276,7 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	l.done = true
+	close(l.closed)
 	err := l.ln.Close()
 	for nc := range l.handshaking {
 		nc.Close()
@@ -208,5 +291,6 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
+	l.refusals.close()
 	return err
 }
