@@ -27,8 +27,9 @@ type Config struct {
 	// not finished the handshake; the excess is closed at once. 0 means 64;
 	// -1 means no bound.
 	MaxPendingHandshakes int
-	// MaxPendingPerIP bounds them per source IP address. 0 means 8; -1
-	// means no bound.
+	// MaxPendingPerIP bounds them per source IP address. 0 means 32 (every
+	// process of a host may dial one node at once, and -np puts them all on
+	// 127.0.0.1); -1 means no bound.
 	MaxPendingPerIP int
 	// RefusalLogInterval rate-limits the WARN lines of refused connections:
 	// at most one per source IP per interval, which says how many refusals it
@@ -42,7 +43,7 @@ const (
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultSpin             = 100
 	defaultMaxPending       = 64
-	defaultMaxPendingPerIP  = 8
+	defaultMaxPendingPerIP  = 32
 	defaultRefusalLogEvery  = 10 * time.Second
 )
 

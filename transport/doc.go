@@ -8,7 +8,7 @@
 // Anything else is refused with a logged reason and never disturbs other
 // connections. Every length a handshake message claims is checked against
 // fixed maxima (nonces and MACs 32 bytes, names 256) before anything is
-// allocated for it; a listener holds at most 64 unfinished handshakes, 8 per
+// allocated for it; a listener holds at most 64 unfinished handshakes, 32 per
 // source address, closing the excess at once; and refusals are logged at
 // most once per source address per 10 s, with a count of the others (see
 // Config). After it, each message is a frame: a fixed 24-byte header
