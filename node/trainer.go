@@ -261,16 +261,41 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	sum := sha256.Sum256(floatBytes(t.theta))
 	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats}
 	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
-	if t.metrics != nil {
-		if err := t.metrics.Close(); err != nil {
+	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
+		err := t.finish(sc.reset(stepTimeout), res)
+		if err == nil {
+			return res, nil
+		}
+		if !isRingFailure(err) {
 			return nil, err
 		}
-		if err := t.saveModel(); err != nil {
+		if err := t.recover(ctx, err); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// finish has rank 0 close metrics.csv and write model.json, then waits for
+// every node at a barrier: a node that sees the barrier fail (rank 0 died
+// before it could confirm its outputs) re-forms the ring, whose new rank 0
+// writes them again.
+func (t *trainer) finish(ctx context.Context, res *Result) error {
+	if t.metrics != nil {
+		faultPoint("before-save")
+		if err := t.metrics.Close(); err != nil {
+			return err
+		}
+		t.metrics = nil
+		if err := t.saveModel(); err != nil {
+			return err
 		}
 		res.Model = filepath.Join(t.cfg.Output.Dir, "model.json")
 	}
-	return res, nil
+	if err := t.comm.Barrier(ctx); err != nil {
+		return ringFailure(fmt.Errorf("confirming the outputs after the last step: %w", err))
+	}
+	res.Rank, res.Size = t.comm.Rank(), t.comm.Size()
+	return nil
 }
 
 // finite reports whether every element of v is a finite number.

@@ -98,3 +98,41 @@ checkpoint: {every: 10}
 		t.Fatalf("-resume of a finished run: %v\n%s", err, errOut)
 	}
 }
+
+// TestRankZeroLostAfterLastStep: rank 0 dies after the last step, before it
+// writes its outputs; the survivors re-form the ring, the new rank 0 writes
+// model.json, and the job succeeds with θ bitwise equal to an
+// uninterrupted run's.
+func TestRankZeroLostAfterLastStep(t *testing.T) {
+	dir := t.TempDir()
+	body := `name: last
+seed: 3
+data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 600, features: 4, noise: 0.3}}
+model: {kind: logistic}
+optimizer: {kind: adam, lr: 0.01}
+training: {batch_size: 32, steps: 200, eval_every: 50}
+cluster: {rejoin_timeout: 30s}
+`
+	ref, _ := trainNP(t, 3, jobConfig(t, dir, body))
+	cfg := jobConfig(t, dir, body)
+	t.Setenv("DMLRUN_FAULT", "before-save:"+filepath.Join(dir, "fault-fired"))
+	out, errOut, err := dmlrun(t, 2*time.Minute, "-np", "3", cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "all 2 nodes hold identical θ") || !strings.Contains(out, "model written to") || !strings.Contains(errOut, "lost node") {
+		t.Fatalf("stdout %q\n%s", out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fault-fired")); err != nil {
+		t.Fatal("the fault did not fire")
+	}
+	m := readModel(t, cfg)
+	if m.Steps != 200 {
+		t.Fatalf("%d steps", m.Steps)
+	}
+	for i := range m.Theta {
+		if m.Theta[i] != ref.Theta[i] {
+			t.Fatalf("θ[%d] = %v, uninterrupted %v", i, m.Theta[i], ref.Theta[i])
+		}
+	}
+}
