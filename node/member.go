@@ -93,6 +93,7 @@ type MemberConfig struct {
 // Membership is this node's view of the cluster.
 type Membership struct {
 	ml   *memberlist.Memberlist
+	net  *cappedTransport // memberlist's network, with incoming streams capped
 	cfg  MemberConfig // as started, for Renew
 	del  *delegate
 	self Meta
@@ -203,8 +204,20 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	mc.Alive = &alive{m: m}
 	mc.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	mc.LogOutput = nil
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+	}
+	if mc.BindPort == 0 { // as memberlist does when it makes the transport itself
+		mc.BindPort = nt.GetAutoBindPort()
+		mc.AdvertisePort = mc.BindPort
+	}
+	m.net = newCappedTransport(nt)
+	mc.Transport = m.net
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		mc.Transport.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	m.ml = ml
