@@ -94,7 +94,7 @@ type MemberConfig struct {
 type Membership struct {
 	ml   *memberlist.Memberlist
 	net  *cappedTransport // memberlist's network, with incoming streams capped
-	cfg  MemberConfig // as started, for Renew
+	cfg  MemberConfig     // as started, for Renew
 	del  *delegate
 	self Meta
 	log  *slog.Logger

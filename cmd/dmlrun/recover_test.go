@@ -202,7 +202,7 @@ func thetaOf(t *testing.T, log *syncBuffer) string {
 // enters at a step boundary, receives θ and the optimizer state, and ends
 // with the same θ as the others, which equals the uninterrupted run's.
 func TestNodeJoinsMidRun(t *testing.T) {
-	t.Setenv("DMLRUN_SECRET", "join-test")
+	t.Setenv("DMLRUN_SECRET", "join-test-0123456789abcdef")
 	dir := t.TempDir()
 	body := fmt.Sprintf(recoverJob, 20000, 2000, "30s") + "cluster: {nodes: 3}\n"
 	body = strings.Replace(body, "cluster: {rejoin_timeout: 30s}\n", "", 1)

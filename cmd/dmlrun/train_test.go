@@ -207,7 +207,7 @@ func TestBadInput(t *testing.T) {
 // TestNodesRefuseOtherConfig: two hand-started nodes with different
 // train.yaml files both stop with a message that says so.
 func TestNodesRefuseOtherConfig(t *testing.T) {
-	t.Setenv("DMLRUN_SECRET", "abc")
+	t.Setenv("DMLRUN_SECRET", "0123456789abcdef0123456789abcdef")
 	dir := t.TempDir()
 	a := jobConfig(t, dir, "model: {kind: logistic}\ndata: {format: synthetic, synthetic: {task: binary, samples: 50, features: 3}}\ncluster: {nodes: 2, timeout: 20s}\n")
 	b := jobConfig(t, dir, "model: {kind: logistic}\ndata: {format: synthetic, synthetic: {task: binary, samples: 60, features: 3}}\ncluster: {nodes: 2, timeout: 20s}\n")
@@ -239,7 +239,7 @@ func TestNodesRefuseOtherConfig(t *testing.T) {
 // TestTooFewNodes: a node that waits for 3 nodes alone gives up at
 // cluster.timeout, naming who is there and how many are missing.
 func TestTooFewNodes(t *testing.T) {
-	t.Setenv("DMLRUN_SECRET", "abc")
+	t.Setenv("DMLRUN_SECRET", "0123456789abcdef0123456789abcdef")
 	dir := t.TempDir()
 	cfg := jobConfig(t, dir, "model: {kind: logistic}\ndata: {format: synthetic, synthetic: {task: binary, samples: 50, features: 3}}\ncluster: {nodes: 3, timeout: 1s}\n")
 	start := time.Now()
