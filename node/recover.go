@@ -19,6 +19,11 @@ import (
 // brain.
 var ErrQuorumLost = errors.New("quorum lost")
 
+// ErrEvicted: the others evicted this node (it was stopped or cut off) and
+// it could not come back. Like ErrQuorumLost, it is this node's loss, not a
+// fault of the job.
+var ErrEvicted = errors.New("evicted by the others")
+
 // ringError marks a failure of the ring (a peer died, stalled or closed),
 // which the survivors recover from, as opposed to a fault of this node.
 type ringError struct{ err error }
@@ -338,7 +343,7 @@ func (w *worker) renew(ctx context.Context, ring []Member) error {
 	defer cancel()
 	mem, err := w.mem.Renew(jctx, addrs)
 	if err != nil {
-		return fmt.Errorf("evicted by the others, and cannot rejoin under a new name: %w", err)
+		return fmt.Errorf("%w, and cannot rejoin under a new name: %w", ErrEvicted, err)
 	}
 	w.mem = mem
 	w.log = w.baseLog.With("node", mem.Name())

@@ -300,7 +300,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
 	res, err := node.Run(ctx, o)
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) { // its own fault, not the others' loss
+		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) { // its own fault, not a loss
 			_ = child.Send(launch.NodeReport{Fault: err.Error()})
 		}
 		return err
