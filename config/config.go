@@ -185,10 +185,15 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes a train.yaml document strictly, applies defaults and
 // validates it.
-func Parse(b []byte) (*Config, error) {
+func Parse(b []byte) (cfg *Config, err error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	defer func() { // yaml.v3 panics on some documents (a map as a key under a merge <<)
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("not a valid train.yaml document (%v)", r)
+		}
+	}()
 	if err := dec.Decode(&c); err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}

@@ -112,6 +112,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 // parseIndex parses a LIBSVM feature index, an integer >= 1.
 func parseIndex(b []byte) (int, bool) {
+	for len(b) > 1 && b[0] == '0' { // leading zeros do not count against the 10 digits
+		b = b[1:]
+	}
 	if len(b) == 0 || len(b) > 10 {
 		return 0, false
 	}

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Model kinds: the values of ModelSpec.Kind.
@@ -98,6 +99,9 @@ func LoadModel(shape Shape, theta []float64) (Model, error) {
 	}
 	if params != float64(len(theta)) || params != float64(shape.Params) {
 		return nil, fmt.Errorf("model: the layers %v need %.0f parameters; the shape says %d and θ has %d", shape.Layers, params, shape.Params, len(theta))
+	}
+	if last := shape.Layers[len(shape.Layers)-1]; !slices.Equal(shape.Hidden, shape.Layers[1:len(shape.Layers)-1]) || shape.Classes > max(2, last) {
+		return nil, fmt.Errorf("model: the shape's hidden layers %v and %d classes do not fit its layers %v", shape.Hidden, shape.Classes, shape.Layers)
 	}
 	spec := ModelSpec{Kind: shape.Kind, Hidden: shape.Hidden, Activation: shape.Activation}
 	if shape.Kind == KindMLP {

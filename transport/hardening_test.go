@@ -126,9 +126,10 @@ func TestDecodeRoundTrip(t *testing.T) {
 	}
 	b, err = msgpack.Marshal(struct {
 		V     int              `msgpack:"v"`
+		N     []byte           `msgpack:"n"`
 		Extra map[string][]int `msgpack:"x"`
 		F     float64          `msgpack:"fl"`
-	}{2, map[string][]int{"a": {1, 2, 3}}, 1.5})
+	}{2, nonce(), map[string][]int{"a": {1, 2, 3}}, 1.5})
 	if err != nil {
 		t.Fatal(err)
 	}

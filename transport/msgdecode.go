@@ -270,7 +270,7 @@ func (m *msgReader) skipDepth(field string, depth int) error {
 
 func decodeHello(p []byte, h *Hello) error {
 	m := newMsgReader("hello", p)
-	return m.fields(func(key string) (err error) {
+	err := m.fields(func(key string) (err error) {
 		switch key {
 		case "v":
 			return m.scalar(key, &h.Version)
@@ -291,6 +291,10 @@ func decodeHello(p []byte, h *Hello) error {
 		}
 		return err
 	})
+	if err == nil && !m.seen["n"] {
+		err = m.errorf("no nonce")
+	}
+	return err
 }
 
 func decodeChallenge(p []byte, ch *challenge) error {
