@@ -127,51 +127,15 @@ func openNodes(spec Spec, n int) ([]Source, error) {
 		src, err := Open(context.Background(), spec)
 		return []Source{src}, err
 	}
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	var sums [][]float64 // by round
-	var in []int         // by round: how many nodes added theirs
-	calls := make([]int, n)
-	gone := make([]int, n) // 1 + the rounds a node made before it returned; 0: not returned
-	hopeless := func(k int) bool { return slices.ContainsFunc(gone, func(g int) bool { return g > 0 && g-1 <= k }) }
-	exchange := func(r int) func(context.Context, []float64) error {
-		return func(_ context.Context, v []float64) error {
-			mu.Lock()
-			defer mu.Unlock()
-			k := calls[r]
-			calls[r]++
-			for len(sums) <= k {
-				sums, in = append(sums, make([]float64, len(v))), append(in, 0)
-			}
-			if len(sums[k]) != len(v) {
-				return fmt.Errorf("exchange %d: %d values, another node gave %d", k, len(v), len(sums[k]))
-			}
-			for i, x := range v {
-				sums[k][i] += x
-			}
-			in[k]++
-			cond.Broadcast()
-			for in[k] < n && !hopeless(k) {
-				cond.Wait()
-			}
-			if in[k] < n {
-				return errors.New("another node gave up")
-			}
-			copy(v, sums[k])
-			return nil
-		}
-	}
+	g := NewLocalGroup(n)
 	srcs, errs := make([]Source, n), make([]error, n)
 	var wg sync.WaitGroup
 	for r := range n {
 		wg.Go(func() {
 			s := spec
-			s.Rank, s.Nodes, s.Exchange = r, n, exchange(r)
+			s.Rank, s.Nodes, s.Exchange = r, n, g.Exchange(r)
 			srcs[r], errs[r] = Open(context.Background(), s)
-			mu.Lock()
-			gone[r] = 1 + calls[r]
-			cond.Broadcast()
-			mu.Unlock()
+			g.Leave(r)
 		})
 	}
 	wg.Wait()

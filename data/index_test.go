@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -17,24 +16,9 @@ import (
 // share, and returns their sources.
 func openTogether(t *testing.T, spec Spec, n int) []Source {
 	t.Helper()
-	ex := LocalExchanges(n)
-	srcs := make([]Source, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := spec
-			s.Rank, s.Nodes, s.Exchange = r, n, ex[r]
-			srcs[r], errs[r] = Open(context.Background(), s)
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d of %d: %v", r, n, err)
-		}
+	srcs, err := openNodes(spec, n)
+	if err != nil {
+		t.Fatalf("%d nodes: %v", n, err)
 	}
 	return srcs
 }

@@ -29,7 +29,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	ex := data.LocalExchanges(*n)
+	g := data.NewLocalGroup(*n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for r := range *n {
@@ -38,7 +38,7 @@ func main() {
 			defer wg.Done()
 			ctx := context.Background()
 			t0 := time.Now()
-			src, err := data.Open(ctx, data.Spec{Paths: flag.Args(), Rank: r, Nodes: *n, Exchange: ex[r]})
+			src, err := data.Open(ctx, data.Spec{Paths: flag.Args(), Rank: r, Nodes: *n, Exchange: g.Exchange(r)})
 			if err != nil {
 				panic(err)
 			}
