@@ -256,9 +256,9 @@ func (s *parquetSource) ReadShards(ctx context.Context, shards []int) ([]*Table,
 	}
 	for _, t := range tables {
 		rowsParsed.Add(int64(t.Len()))
-		if err := t.checkFloat32(); err != nil {
-			return nil, err
-		}
+	}
+	if err := finishTables(tables); err != nil {
+		return nil, err
 	}
 	return tables, nil
 }

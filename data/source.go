@@ -135,7 +135,10 @@ func readParallel(ctx context.Context, s Sharding, shards []int, read func(v int
 	if err != nil {
 		return nil, err
 	}
-	return out, finishTables(out)
+	if err := finishTables(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // checkShards checks that shards are ascending shards of s.

@@ -154,7 +154,10 @@ func (s *textSource) ReadShards(ctx context.Context, shards []int) ([]*Table, er
 	for _, t := range tables {
 		rowsParsed.Add(int64(t.Len()))
 	}
-	return tables, finishTables(tables)
+	if err := finishTables(tables); err != nil {
+		return nil, err
+	}
+	return tables, nil
 }
 
 // readPieces parses pieces of one file, in order: a plain file's from

@@ -117,7 +117,6 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 			return nil, fmt.Errorf("the training set %s has no rows", trSrc.Name())
 		}
 	}
-	fresh := d.train == nil // nothing held yet: classes and statistics are still to agree on
 	d.part = d.trainSrc.Sharding().Spread(names)[r]
 	newTrain, err := moveShards(ctx, d.trainSrc, &d.train, d.part)
 	if err != nil {
@@ -135,7 +134,7 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 		d.read += t.Len()
 	}
 
-	if fresh && prev == nil {
+	if prev == nil { // the first ring: classes and statistics are still to agree on
 		switch d.task {
 		case train.TaskBinary:
 			d.classes = 2
@@ -164,7 +163,7 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 			return nil, err
 		}
 	}
-	if fresh && prev == nil && cfg.Data.Normalize {
+	if prev == nil && cfg.Data.Normalize {
 		mom := make([]float64, 2*d.features+1)
 		for _, t := range newTrain {
 			t.AddMoments(mom)
