@@ -47,33 +47,44 @@ func (t *trainer) saveCheckpoint() error {
 	return nil
 }
 
+// readCheckpoint reads the checkpoint at path and checks it against the run
+// that would resume from it: its run digest, params parameters and stateLen
+// optimizer values, a step in 0..steps-1, and nothing non-finite. A missing
+// file is an error that wraps fs.ErrNotExist.
+func readCheckpoint(path, digest string, params, stateLen, steps int) (checkpoint, error) {
+	var ck checkpoint
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ck, err
+	}
+	if err := json.Unmarshal(b, &ck); err != nil {
+		return checkpoint{}, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case ck.RunDigest != digest:
+		return checkpoint{}, fmt.Errorf("%s was written by another job configuration (run digest %.12s, this one %.12s)", path, ck.RunDigest, digest)
+	case len(ck.Theta) != params || len(ck.OptState) != stateLen:
+		return checkpoint{}, fmt.Errorf("%s holds %d parameters and %d optimizer values, the model has %d and %d", path, len(ck.Theta), len(ck.OptState), params, stateLen)
+	case ck.Step < 0 || ck.Step >= steps:
+		return checkpoint{}, fmt.Errorf("%s is at step %d, outside this run's steps 0..%d (a finished run has nothing to resume)", path, ck.Step, steps-1)
+	case !finite(ck.Theta) || !finite(ck.OptState):
+		return checkpoint{}, fmt.Errorf("%s holds a θ or optimizer state that is not finite", path)
+	}
+	return ck, nil
+}
+
 // resumeFromCheckpoint loads the newest checkpoint any node can read: each
 // node offers the step of its copy, and the lowest rank holding the newest
 // one broadcasts θ, the optimizer state and the step to all.
 func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	c := t.comm
-	var ck checkpoint
 	mine := -1.0
-	switch b, err := os.ReadFile(t.checkpointPath()); {
+	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), len(t.theta), len(t.opt.State()), t.steps)
+	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return fmt.Errorf("-resume: %w", err)
 	default:
-		if err := json.Unmarshal(b, &ck); err != nil {
-			return fmt.Errorf("-resume: %s: %w", t.checkpointPath(), err)
-		}
-		if ck.RunDigest != t.cfg.Digest() {
-			return fmt.Errorf("-resume: %s was written by another job configuration (run digest %.12s, this one %.12s)", t.checkpointPath(), ck.RunDigest, t.cfg.Digest())
-		}
-		if len(ck.Theta) != len(t.theta) || len(ck.OptState) != len(t.opt.State()) {
-			return fmt.Errorf("-resume: %s holds %d parameters, the model has %d", t.checkpointPath(), len(ck.Theta), len(t.theta))
-		}
-		if ck.Step < 0 || ck.Step >= t.steps {
-			return fmt.Errorf("-resume: %s is at step %d, outside this run's steps 0..%d (a finished run has nothing to resume)", t.checkpointPath(), ck.Step, t.steps-1)
-		}
-		if !finite(ck.Theta) || !finite(ck.OptState) {
-			return fmt.Errorf("-resume: %s holds a θ or optimizer state that is not finite", t.checkpointPath())
-		}
 		mine = float64(ck.Step)
 	}
 	v := []float64{mine}

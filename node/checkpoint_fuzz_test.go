@@ -1,0 +1,39 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzReadCheckpoint: whatever checkpoint.json holds, readCheckpoint returns
+// an error or a checkpoint that fits the run (its digest, 3 parameters, 3
+// optimizer values, a step in 0..9, all finite), without panicking. The seeds
+// are in testdata/fuzz/FuzzReadCheckpoint/.
+func FuzzReadCheckpoint(f *testing.F) {
+	const digest, params, state, steps = "d1", 3, 3, 10
+	good, err := json.Marshal(checkpoint{RunDigest: digest, Step: 4, Theta: []float64{1, 2, 3}, OptState: []float64{0, 0, 0}, WorldSize: 2})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	path := filepath.Join(f.TempDir(), "checkpoint.json")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := readCheckpoint(path, digest, params, state, steps)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("an existing file read as missing: %v", err)
+			}
+			return
+		}
+		if ck.RunDigest != digest || len(ck.Theta) != params || len(ck.OptState) != state || ck.Step < 0 || ck.Step >= steps || !finite(ck.Theta) || !finite(ck.OptState) {
+			t.Fatalf("accepted a checkpoint that does not fit the run: %+v", ck)
+		}
+	})
+}
