@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -15,6 +16,11 @@ type Config struct {
 	RunDigest string
 	// Secret is the shared cluster secret behind the HMAC challenge-response.
 	Secret []byte
+	// Protection guards the frames after the handshake: ProtectAuto (the
+	// zero value: a MAC on every link but loopback ones), ProtectNone,
+	// ProtectMAC or ProtectEncrypt. A server refuses a dialer that offers
+	// less than it requires on that link.
+	Protection Protection
 	// HandshakeTimeout bounds each handshake, so that a silent client ties up
 	// nothing for long. 0 means 5 s.
 	HandshakeTimeout time.Duration
@@ -54,6 +60,8 @@ func (c *Config) Validate() error {
 		return ErrNoSecret
 	case c.HandshakeTimeout < 0:
 		return errors.New("transport config: HandshakeTimeout is negative")
+	case c.Protection > ProtectEncrypt:
+		return fmt.Errorf("transport config: Protection %v", c.Protection)
 	case len(c.Cluster) > 255:
 		return errors.New("transport config: Cluster is longer than 255 bytes")
 	}

@@ -24,24 +24,32 @@ type Conn struct {
 	mu     sync.Mutex // guards fd against shutdown racing with Close
 	closed bool
 
-	// The current exchange's outgoing frame: header then payload.
-	whdr         [HeaderSize]byte
-	wbuf         []byte
-	wdone, wsize int
-	wiov         [2]syscall.Iovec
+	sess *session // nil: frames unprotected (ProtectNone)
 
-	// The current exchange's incoming frame.
+	// The current exchange's outgoing frame: header, payload (or its
+	// ciphertext and tag), and the MAC tag if any.
+	whdr         [HeaderSize]byte
+	wparts       [3][]byte
+	wdone, wsize int
+	wiov         [3]syscall.Iovec
+	wscratch     []byte // Encrypt: the sealed payload
+
+	// The current exchange's incoming frame: header, payload (or its
+	// ciphertext and tag), and the MAC tag if any.
 	rhdr         [HeaderSize]byte
-	rbuf         []byte
+	rbuf         []byte // where the floats go
+	rparts       [3][]byte
 	rdone, rsize int
 	rchecked     bool
-	riov         [2]syscall.Iovec
+	riov         [3]syscall.Iovec
+	rtag         [tagSize]byte
+	rscratch     []byte // Encrypt: the sealed payload as received
 }
 
 // newConn takes over nc's socket: it duplicates the descriptor (which stays
 // non-blocking: the flag belongs to the shared open file) and closes nc, which
 // removes the socket from the netpoller.
-func newConn(nc net.Conn, peer int, epoch uint32) (*Conn, error) {
+func newConn(nc net.Conn, peer int, epoch uint32, sess *session) (*Conn, error) {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil, fmt.Errorf("data plane: %T is not a TCP connection", nc)
@@ -59,7 +67,7 @@ func newConn(nc net.Conn, peer int, epoch uint32) (*Conn, error) {
 	if dupErr != nil {
 		return nil, fmt.Errorf("data plane: dup socket: %w", dupErr)
 	}
-	c := &Conn{fd: fd, peer: peer, epoch: epoch, addr: tc.RemoteAddr().String()}
+	c := &Conn{fd: fd, peer: peer, epoch: epoch, addr: tc.RemoteAddr().String(), sess: sess}
 	tc.Close()
 	if err := unix.SetNonblock(fd, true); err != nil {
 		c.Close()
@@ -113,14 +121,59 @@ func (c *Conn) peerClosed() bool {
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }
 
+// Protection is what guards this connection's frames (None, MAC or Encrypt).
+func (c *Conn) Protection() Protection {
+	if c.sess == nil {
+		return ProtectNone
+	}
+	return c.sess.level
+}
+
+// startSend prepares the outgoing frame: with a session, the payload is
+// tagged or sealed here, before its first byte leaves.
 func (c *Conn) startSend(h Header, payload []byte) {
 	h.Length = uint32(len(payload))
 	h.put(c.whdr[:])
-	c.wbuf, c.wdone, c.wsize = payload, 0, HeaderSize+len(payload)
+	c.wparts = [3][]byte{c.whdr[:], payload, nil}
+	if c.sess != nil {
+		sealed := c.sess.sealFrame(c.whdr[:], payload, &c.wscratch)
+		if c.sess.level == ProtectMAC {
+			c.wparts[2] = sealed
+		} else {
+			c.wparts[1] = sealed
+		}
+	}
+	c.wdone, c.wsize = 0, HeaderSize+len(c.wparts[1])+len(c.wparts[2])
 }
 
+// startRecv prepares for an incoming frame whose payload is len(buf) bytes.
 func (c *Conn) startRecv(buf []byte) {
-	c.rbuf, c.rdone, c.rsize, c.rchecked = buf, 0, HeaderSize+len(buf), false
+	c.rbuf = buf
+	c.rparts = [3][]byte{c.rhdr[:], buf, nil}
+	if c.sess != nil {
+		if c.sess.level == ProtectMAC {
+			c.rparts[2] = c.rtag[:]
+		} else {
+			if cap(c.rscratch) < len(buf)+tagSize {
+				c.rscratch = make([]byte, len(buf)+tagSize)
+			}
+			c.rparts[1] = c.rscratch[:len(buf)+tagSize]
+		}
+	}
+	c.rdone, c.rsize, c.rchecked = 0, HeaderSize+len(c.rparts[1])+len(c.rparts[2]), false
+}
+
+// finishRecv verifies (and in Encrypt mode decrypts) the complete incoming
+// frame.
+func (c *Conn) finishRecv() error {
+	if c.sess == nil {
+		return nil
+	}
+	wire := c.rparts[2] // MAC: the tag
+	if c.sess.level == ProtectEncrypt {
+		wire = c.rparts[1]
+	}
+	return c.sess.openFrame(c.rhdr[:], c.rbuf, wire)
 }
 
 func setIov(v *syscall.Iovec, b []byte) {
@@ -128,24 +181,26 @@ func setIov(v *syscall.Iovec, b []byte) {
 	v.SetLen(len(b))
 }
 
-// iovecs points iov at what is left of header+payload after done bytes.
-func iovecs(iov *[2]syscall.Iovec, hdr, payload []byte, done int) uintptr {
-	if done < HeaderSize {
-		setIov(&iov[0], hdr[done:])
-		if len(payload) == 0 {
-			return 1
+// iovecs points iov at what is left of parts after done bytes and returns
+// how many it set.
+func iovecs(iov *[3]syscall.Iovec, parts *[3][]byte, done int) uintptr {
+	n := 0
+	for _, p := range parts {
+		if done >= len(p) {
+			done -= len(p)
+			continue
 		}
-		setIov(&iov[1], payload)
-		return 2
+		setIov(&iov[n], p[done:])
+		done = 0
+		n++
 	}
-	setIov(&iov[0], payload[done-HeaderSize:])
-	return 1
+	return uintptr(n)
 }
 
 // writeSome makes one non-blocking writev of what is left of the outgoing
 // frame. It returns syscall.EAGAIN when the socket buffer is full.
 func (c *Conn) writeSome() (int, error) {
-	cnt := iovecs(&c.wiov, c.whdr[:], c.wbuf, c.wdone)
+	cnt := iovecs(&c.wiov, &c.wparts, c.wdone)
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.wiov[0])), cnt)
 		switch e {
@@ -163,7 +218,7 @@ func (c *Conn) writeSome() (int, error) {
 // frame. It returns syscall.EAGAIN when nothing has arrived and io.EOF when
 // the peer closed the connection.
 func (c *Conn) readSome() (int, error) {
-	cnt := iovecs(&c.riov, c.rhdr[:], c.rbuf, c.rdone)
+	cnt := iovecs(&c.riov, &c.rparts, c.rdone)
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READV, uintptr(c.fd), uintptr(unsafe.Pointer(&c.riov[0])), cnt)
 		switch {

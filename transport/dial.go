@@ -51,7 +51,7 @@ func dialOnce(ctx context.Context, addr string, cfg *Config, epoch uint32, from,
 	}
 	deadline, _ := hsCtx.Deadline()
 	stop := context.AfterFunc(hsCtx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	err = clientHandshake(nc, cfg, Hello{Epoch: epoch, From: from, To: to}, deadline)
+	sess, err := clientHandshake(nc, cfg, Hello{Epoch: epoch, From: from, To: to}, deadline)
 	if !stop() && err == nil {
 		err = hsCtx.Err()
 	}
@@ -59,7 +59,7 @@ func dialOnce(ctx context.Context, addr string, cfg *Config, epoch uint32, from,
 		nc.Close()
 		return nil, err
 	}
-	c, err := newConn(nc, to, epoch)
+	c, err := newConn(nc, to, epoch, sess)
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -125,7 +125,7 @@ func FuzzServerHandshake(f *testing.F) {
 		}()
 
 		start := time.Now()
-		h, err := serverHandshake(srv, &cfg)
+		h, _, err := serverHandshake(srv, &cfg)
 		took := time.Since(start)
 		srv.Close()
 		<-clientDone

@@ -13,7 +13,7 @@ import (
 )
 
 // ProtocolVersion is the wire protocol's version; peers must match.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Handshake errors.
 var (
@@ -45,6 +45,9 @@ type Hello struct {
 	From      int    `msgpack:"f"` // the dialing rank
 	To        int    `msgpack:"t"` // the rank it expects to reach
 	Nonce     []byte `msgpack:"n"`
+	// Protect is what guards the frames after the handshake (None, MAC or
+	// Encrypt): the dialer's choice, at least what the server requires.
+	Protect Protection `msgpack:"p"`
 }
 
 type challenge struct {
@@ -114,73 +117,78 @@ func recvMsg(nc net.Conn, want FrameType, v any) ([]byte, error) {
 
 // clientHandshake runs the dialing side and returns when the server has
 // accepted the connection and proved that it knows the secret.
-func clientHandshake(nc net.Conn, cfg *Config, h Hello, deadline time.Time) error {
+func clientHandshake(nc net.Conn, cfg *Config, h Hello, deadline time.Time) (*session, error) {
 	if err := nc.SetDeadline(deadline); err != nil {
-		return err
+		return nil, err
 	}
 	h.Version = ProtocolVersion
+	h.Protect = cfg.Protection.resolve(localIP(nc), remoteIP(nc))
 	h.Cluster, h.RunDigest, h.Nonce = cfg.Cluster, cfg.RunDigest, nonce()
 	hello, err := msgpack.Marshal(h)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := WriteFrame(nc, Header{Type: FrameHello}, hello); err != nil {
-		return fmt.Errorf("handshake: send hello: %w", err)
+		return nil, fmt.Errorf("handshake: send hello: %w", err)
 	}
 	var ch challenge
 	if _, err := recvMsg(nc, FrameChallenge, &ch); err != nil {
-		return err
+		return nil, err
 	}
 	if err := sendMsg(nc, FrameProof, proof{MAC: mac(cfg.Secret, "dmlrun client", hello, ch.Nonce)}); err != nil {
-		return fmt.Errorf("handshake: send proof: %w", err)
+		return nil, fmt.Errorf("handshake: send proof: %w", err)
 	}
 	var vd verdict
 	if _, err := recvMsg(nc, FrameVerdict, &vd); err != nil {
-		return err
+		return nil, err
 	}
 	if !vd.OK {
-		return &RefusedError{Addr: nc.RemoteAddr().String(), Reason: vd.Reason}
+		return nil, &RefusedError{Addr: nc.RemoteAddr().String(), Reason: vd.Reason}
 	}
 	if !hmac.Equal(vd.MAC, mac(cfg.Secret, "dmlrun server", hello, ch.Nonce)) {
-		return fmt.Errorf("server %s: %w", nc.RemoteAddr(), ErrAuth)
+		return nil, fmt.Errorf("server %s: %w", nc.RemoteAddr(), ErrAuth)
 	}
-	return nc.SetDeadline(time.Time{})
+	sess, err := newSession(h.Protect, cfg.Secret, hello, ch.Nonce, true)
+	if err != nil {
+		return nil, err
+	}
+	return sess, nc.SetDeadline(time.Time{})
 }
 
 // serverHandshake runs the accepting side. On success it returns the
-// client's Hello; on failure it has told the client why (when the client got
+// client's Hello and the frames' session (nil for ProtectNone); on failure it has told the client why (when the client got
 // far enough to be told) and returns the reason.
-func serverHandshake(nc net.Conn, cfg *Config) (Hello, error) {
+func serverHandshake(nc net.Conn, cfg *Config) (Hello, *session, error) {
 	var h Hello
 	if err := nc.SetDeadline(time.Now().Add(cfg.handshakeTimeout())); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	hello, err := recvMsg(nc, FrameHello, &h)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
-	refuse := func(format string, args ...any) (Hello, error) {
+	refuse := func(format string, args ...any) (Hello, *session, error) {
 		reason := fmt.Sprintf(format, args...)
 		if len(reason) > maxReasonBytes {
 			reason = reason[:maxReasonBytes]
 		}
 		_ = sendMsg(nc, FrameVerdict, verdict{Reason: reason})
-		return h, errors.New(reason)
+		return h, nil, errors.New(reason)
 	}
 	if h.Version != ProtocolVersion {
 		return refuse("protocol version %d, this node speaks %d", h.Version, ProtocolVersion)
 	}
 	sn := nonce()
 	if err := sendMsg(nc, FrameChallenge, challenge{Nonce: sn}); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	var p proof
 	if _, err := recvMsg(nc, FrameProof, &p); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	if !hmac.Equal(p.MAC, mac(cfg.Secret, "dmlrun client", hello, sn)) {
-		_, _ = refuse("authentication failed: the cluster secrets differ")
-		return h, ErrAuth
+		_, _, _ = refuse("authentication failed: the cluster secrets differ")
+		return h, nil, ErrAuth
 	}
 	if h.Cluster != cfg.Cluster {
 		return refuse("cluster %q, this node belongs to %q", h.Cluster, cfg.Cluster)
@@ -188,8 +196,15 @@ func serverHandshake(nc net.Conn, cfg *Config) (Hello, error) {
 	if h.RunDigest != cfg.RunDigest {
 		return refuse("run digest %.12s differs from this node's %.12s: the nodes run different job configurations", h.RunDigest, cfg.RunDigest)
 	}
-	if err := sendMsg(nc, FrameVerdict, verdict{OK: true, MAC: mac(cfg.Secret, "dmlrun server", hello, sn)}); err != nil {
-		return h, err
+	if want := cfg.Protection.resolve(localIP(nc), remoteIP(nc)); h.Protect < want || h.Protect > ProtectEncrypt {
+		return refuse("frame protection %v, this node requires %v on this link (cluster.frame_mac, cluster.encrypt)", h.Protect, want)
 	}
-	return h, nc.SetDeadline(time.Time{})
+	sess, err := newSession(h.Protect, cfg.Secret, hello, sn, false)
+	if err != nil {
+		return h, nil, err
+	}
+	if err := sendMsg(nc, FrameVerdict, verdict{OK: true, MAC: mac(cfg.Secret, "dmlrun server", hello, sn)}); err != nil {
+		return h, nil, err
+	}
+	return h, sess, nc.SetDeadline(time.Time{})
 }

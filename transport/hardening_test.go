@@ -112,7 +112,7 @@ func TestDecodeHelloLimits(t *testing.T) {
 // TestDecodeRoundTrip: what the library encodes, the bounded decoders read
 // back, unknown fields (of a newer peer) included.
 func TestDecodeRoundTrip(t *testing.T) {
-	h := Hello{Version: 1, Cluster: strings.Repeat("c", MaxNameBytes), RunDigest: "digest", Epoch: 1<<32 - 1, From: -3, To: 1 << 40, Nonce: nonce()}
+	h := Hello{Version: 1, Cluster: strings.Repeat("c", MaxNameBytes), RunDigest: "digest", Epoch: 1<<32 - 1, From: -3, To: 1 << 40, Nonce: nonce(), Protect: ProtectMAC}
 	b, err := msgpack.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +127,10 @@ func TestDecodeRoundTrip(t *testing.T) {
 	b, err = msgpack.Marshal(struct {
 		V     int              `msgpack:"v"`
 		N     []byte           `msgpack:"n"`
+		P     int              `msgpack:"p"`
 		Extra map[string][]int `msgpack:"x"`
 		F     float64          `msgpack:"fl"`
-	}{2, nonce(), map[string][]int{"a": {1, 2, 3}}, 1.5})
+	}{2, nonce(), 2, map[string][]int{"a": {1, 2, 3}}, 1.5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestListenerRefusesHugeClaims(t *testing.T) {
 	}
 	cases = append(cases, hostile{"1 GiB MAC in the proof", `field "m" claims 1073741824 bytes, at most 32 allowed`,
 		func(t *testing.T, nc net.Conn) {
-			if err := sendMsg(nc, FrameHello, Hello{Version: ProtocolVersion, Cluster: "c", RunDigest: "d", Nonce: nonce()}); err != nil {
+			if err := sendMsg(nc, FrameHello, Hello{Version: ProtocolVersion, Cluster: "c", RunDigest: "d", Nonce: nonce(), Protect: ProtectNone}); err != nil {
 				t.Fatal(err)
 			}
 			var ch challenge

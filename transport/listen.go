@@ -87,6 +87,15 @@ func remoteIP(nc net.Conn) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// localIP is nc's own address (which tells loopback links apart).
+func localIP(nc net.Conn) netip.Addr {
+	if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(nc.LocalAddr().String())
+	return ap.Addr().Unmap()
+}
+
 // refuse logs the refusal of nc (rate-limited per source address).
 func (l *Listener) refuse(nc net.Conn, ip netip.Addr, level slog.Level, reason error) {
 	l.refusals.refused(level, ip.String(), nc.RemoteAddr().String(), reason)
@@ -160,7 +169,7 @@ func (l *Listener) pending(ip netip.Addr) (total, fromIP, peak, peakPerIP int) {
 
 func (l *Listener) handshake(nc net.Conn, ip netip.Addr) {
 	defer l.wg.Done()
-	h, err := serverHandshake(nc, &l.cfg)
+	h, sess, err := serverHandshake(nc, &l.cfg)
 	l.mu.Lock()
 	if _, ok := l.handshaking[nc]; ok {
 		delete(l.handshaking, nc)
@@ -178,7 +187,7 @@ func (l *Listener) handshake(nc net.Conn, ip netip.Addr) {
 		nc.Close()
 		return
 	}
-	c, err := newConn(nc, h.From, h.Epoch)
+	c, err := newConn(nc, h.From, h.Epoch, sess)
 	if err != nil {
 		l.refuse(nc, ip, slog.LevelWarn, err)
 		nc.Close()

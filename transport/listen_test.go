@@ -126,7 +126,7 @@ func badClients(handshakeTimeout time.Duration) []badClient {
 			if err := nc.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if err := sendMsg(nc, FrameHello, Hello{Version: 99, Cluster: "c", RunDigest: "d", Nonce: nonce()}); err != nil {
+			if err := sendMsg(nc, FrameHello, Hello{Version: 99, Cluster: "c", RunDigest: "d", Nonce: nonce(), Protect: ProtectNone}); err != nil {
 				t.Fatal(err)
 			}
 			var ch challenge
@@ -263,7 +263,7 @@ func TestListenerCloseEndsConnections(t *testing.T) {
 		{"authenticated, unclaimed", func(t *testing.T, addr string) net.Conn {
 			nc := rawConn(t, addr)
 			cfg := testConfig()
-			if err := clientHandshake(nc, &cfg, Hello{Epoch: 1, From: 0, To: 1}, time.Now().Add(5*time.Second)); err != nil {
+			if _, err := clientHandshake(nc, &cfg, Hello{Epoch: 1, From: 0, To: 1}, time.Now().Add(5*time.Second)); err != nil {
 				t.Fatalf("handshake: %v", err)
 			}
 			return nc

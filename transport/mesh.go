@@ -133,6 +133,11 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 				if err := m.check(r, seq, chunk); err != nil {
 					return m.fail("recv from", r, err)
 				}
+				if r.rdone == r.rsize {
+					if err := r.finishRecv(); err != nil {
+						return m.fail("recv from", r, fmt.Errorf("step %d, chunk %d: %w", seq, chunk, err))
+					}
+				}
 			}
 		}
 		sending := s != nil && s.wdone < s.wsize

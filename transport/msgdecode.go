@@ -286,13 +286,26 @@ func decodeHello(p []byte, h *Hello) error {
 			return m.scalar(key, &h.To)
 		case "n":
 			h.Nonce, err = m.fixed(key, NonceSize, false)
+		case "p":
+			var p int
+			if err := m.scalar(key, &p); err != nil {
+				return err
+			}
+			if p < int(ProtectNone) || p > int(ProtectEncrypt) {
+				return m.errorf("field %q: protection %d, want %d to %d", key, p, ProtectNone, ProtectEncrypt)
+			}
+			h.Protect = Protection(p)
 		default:
 			return m.skip(key)
 		}
 		return err
 	})
-	if err == nil && !m.seen["n"] {
+	switch {
+	case err != nil:
+	case !m.seen["n"]:
 		err = m.errorf("no nonce")
+	case !m.seen["p"]:
+		err = m.errorf("no frame protection")
 	}
 	return err
 }
