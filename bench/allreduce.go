@@ -29,7 +29,8 @@ type AllReduceOptions struct {
 	ChunkBytes ByteSize `json:"chunk_bytes"`
 	SmallBytes ByteSize `json:"small_bytes"`
 	Spin       int      `json:"spin"`
-	Bind       string   `json:"bind"` // data-plane address of local workers (-np)
+	Protect    string   `json:"protect"` // frame protection: auto, none, mac or encrypt
+	Bind       string   `json:"bind"`    // data-plane address of local workers (-np)
 	// Hosts, when set, runs the workers on these hosts (over ssh where not
 	// local) instead of NP local processes.
 	Hosts   []launch.Host `json:"hosts,omitempty"`
@@ -40,7 +41,7 @@ type AllReduceOptions struct {
 // DefaultAllReduceOptions are the defaults of `dmlrun bench allreduce`.
 func DefaultAllReduceOptions() AllReduceOptions {
 	return AllReduceOptions{NP: 2, MinBytes: 8, MaxBytes: 64 << 20, Factor: 4, DType: "float32", Op: "sum",
-		Iters: 20, Warmup: 5, Algorithm: "auto", Bind: "127.0.0.1", Timeout: 60 * time.Second}
+		Iters: 20, Warmup: 5, Algorithm: "auto", Protect: "auto", Bind: "127.0.0.1", Timeout: 60 * time.Second}
 }
 
 // Validate names the first bad option.
@@ -70,6 +71,9 @@ func (o *AllReduceOptions) Validate() error {
 	}
 	if _, err := ring.ParseAlgorithm(o.Algorithm); err != nil {
 		bad("-algo: %v", err)
+	}
+	if _, err := transport.ParseProtection(o.Protect); err != nil {
+		bad("-protect: %v", err)
 	}
 	if o.Iters < 1 {
 		bad("-iters %d: want at least 1", o.Iters)

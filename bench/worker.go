@@ -35,12 +35,13 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 	}
 	op, _ := ring.ParseOp(o.Op)
 	algo, _ := ring.ParseAlgorithm(o.Algorithm)
+	protect, _ := transport.ParseProtection(o.Protect)
 	log = log.With("rank", h.Rank)
 
 	opts, _ := json.Marshal(o)
 	digest := sha256.Sum256(opts)
 	tcfg := transport.Config{Cluster: "dmlrun-bench", RunDigest: hex.EncodeToString(digest[:]),
-		Secret: []byte(h.Secret), Spin: o.Spin, Logger: log}
+		Secret: []byte(h.Secret), Spin: o.Spin, Protection: protect, Logger: log}
 	ln, err := transport.Listen(net.JoinHostPort(h.Bind, "0"), tcfg)
 	if err != nil {
 		return err

@@ -126,6 +126,12 @@ type Cluster struct {
 	StepTimeout   Duration `yaml:"step_timeout" json:"-"`
 	MinNodes      int      `yaml:"min_nodes" json:"-"`      // a ring trains only with at least this many
 	RejoinTimeout Duration `yaml:"rejoin_timeout" json:"-"` // how long a node without quorum waits
+	// FrameMAC says whether data-plane frames carry a MAC: auto (default:
+	// on, except between two loopback addresses), on or off.
+	FrameMAC string `yaml:"frame_mac" json:"-"`
+	// Encrypt seals every data-plane frame with AES-GCM, so the gradients
+	// cannot be read on the path.
+	Encrypt bool `yaml:"encrypt" json:"-"`
 }
 
 // Output says where results go.
@@ -249,6 +255,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Cluster.RejoinTimeout.Duration == 0 {
 		c.Cluster.RejoinTimeout.Duration = 60 * time.Second
+	}
+	if c.Cluster.FrameMAC == "" {
+		c.Cluster.FrameMAC = "auto"
 	}
 	if c.Output.Dir == "" {
 		c.Output.Dir = filepath.Join("runs", c.Name)

@@ -224,6 +224,11 @@ func (c *Config) Validate() error {
 			bad(dt.key, "%v is above the limit of 24h", dt.d)
 		}
 	}
+	if !oneOf(cl.FrameMAC, "auto", "on", "off") {
+		bad("cluster.frame_mac", "%q: want auto, on or off", cl.FrameMAC)
+	} else if cl.Encrypt && cl.FrameMAC == "off" {
+		bad("cluster.encrypt", "true with cluster.frame_mac: off: encryption authenticates every frame; drop frame_mac or set it to on")
+	}
 	if c.Checkpoint.Every < 0 {
 		bad("checkpoint.every", "%d is negative (0 means no checkpoints)", c.Checkpoint.Every)
 	} else {

@@ -80,7 +80,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		cluster = "dmlrun"
 	}
 	digest := cfg.Digest()
-	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log}
+	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log,
+		Protection: protection(cfg.Cluster)}
 
 	bindHost, _, err := splitHostPort(o.Bind, 7946)
 	if err != nil {
@@ -313,4 +314,18 @@ func digest53(b []byte) float64 {
 	h := fnv.New64a()
 	h.Write(b)
 	return float64(h.Sum64() >> 11)
+}
+
+// protection maps cluster.frame_mac and cluster.encrypt to the data plane's
+// frame protection.
+func protection(c config.Cluster) transport.Protection {
+	switch {
+	case c.Encrypt:
+		return transport.ProtectEncrypt
+	case c.FrameMAC == "on":
+		return transport.ProtectMAC
+	case c.FrameMAC == "off":
+		return transport.ProtectNone
+	}
+	return transport.ProtectAuto
 }

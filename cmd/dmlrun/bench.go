@@ -66,6 +66,7 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	fs.Var(&o.ChunkBytes, "chunk", "pipelining piece size (0 = 1M)")
 	fs.Var(&o.SmallBytes, "small", "largest size that auto sends by recursive doubling (0 = 64K)")
 	fs.IntVar(&o.Spin, "spin", o.Spin, "non-blocking attempts before a rank sleeps (0 = default 100, -1 = never spin)")
+	fs.StringVar(&o.Protect, "protect", o.Protect, "frame protection: auto (MAC except on loopback), none, mac or encrypt")
 	fs.StringVar(&o.Bind, "bind", o.Bind, "data-plane address of the local ranks")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "deadline of each size's timed loop")
 	jsonFile := fs.String("json", "", "also write the rows as JSON to this file")
