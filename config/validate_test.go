@@ -125,6 +125,8 @@ func TestValidateBadValues(t *testing.T) {
 		{[]kv{{"cluster.step_timeout", "1000000h"}}, "cluster.step_timeout", "1000000h0m0s is above the limit of 24h"},
 		{[]kv{{"cluster.rejoin_timeout", "24h1s"}}, "cluster.rejoin_timeout", "24h0m1s is above the limit of 24h"},
 		{[]kv{{"cluster.timeout", "-1s"}}, "cluster.timeout", "-1s: want a positive duration"},
+		{[]kv{{"cluster.frame_mac", "yes"}}, "cluster.frame_mac", `"yes": want auto, on or off`},
+		{[]kv{{"cluster.frame_mac", "off"}, {"cluster.encrypt", "true"}}, "cluster.encrypt", "true with cluster.frame_mac: off"},
 	}...)
 	for _, r := range rows {
 		name := fmt.Sprint(r.set)
@@ -157,6 +159,8 @@ func TestValidateAtLimits(t *testing.T) {
 		{{"cluster.nodes", "4096"}, {"cluster.min_nodes", "4096"}},
 		{{"cluster.nodes", "2"}, {"cluster.min_nodes", "3"}}, // -np may raise nodes
 		{{"cluster.timeout", "24h"}, {"cluster.step_timeout", "24h"}, {"cluster.rejoin_timeout", "24h"}},
+		{{"cluster.frame_mac", "on"}, {"cluster.encrypt", "true"}},
+		{{"cluster.frame_mac", "off"}},
 		{{"optimizer.momentum", "0.999"}, {"optimizer.beta1", "0"}, {"optimizer.beta2", "0.999"}, {"optimizer.epsilon", "0"}, {"model.l2", "0"}, {"data.synthetic.noise", "0"}},
 	} {
 		if _, err := Parse(withKeys(t, set...)); err != nil {

@@ -69,6 +69,9 @@ func (c *Comm) Rank() int { return c.ring.Rank() }
 // Size is the number of ranks.
 func (c *Comm) Size() int { return c.ring.Size() }
 
+// Protection is the weakest frame protection of the communicator's links.
+func (c *Comm) Protection() transport.Protection { return c.mesh.Protection() }
+
 // Close aborts any collective in progress and closes the connections.
 func (c *Comm) Close() error { return c.mesh.Close() }
 

@@ -158,7 +158,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := w.formRing(wctx, members[:nodes], 0, 0); err != nil {
 		return nil, err
 	}
-	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members))
+	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members), "frames", w.comm.Protection())
 
 	t, err := newTrainer(ctx, w)
 	if err != nil {

@@ -257,6 +257,21 @@ func (m *Mesh) fail(dir string, c *Conn, err error) error {
 	return fmt.Errorf("%s %v: %w", dir, c, err)
 }
 
+// Protection is the weakest frame protection among the mesh's links (None
+// for a mesh without links).
+func (m *Mesh) Protection() Protection {
+	var weakest Protection
+	for _, c := range m.conns {
+		if c != nil && (weakest == ProtectAuto || c.Protection() < weakest) {
+			weakest = c.Protection()
+		}
+	}
+	if weakest == ProtectAuto {
+		return ProtectNone
+	}
+	return weakest
+}
+
 func (m *Mesh) link(rank int) *Conn {
 	if rank >= len(m.conns) {
 		return nil

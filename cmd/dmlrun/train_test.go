@@ -172,6 +172,34 @@ training: {batch_size: 32, epochs: 3}
 	}
 }
 
+// TestFrameProtectionSameθ: with every frame MAC'd or encrypted (forced on
+// loopback, where auto sends them bare), 3 nodes still train to 1 node's θ,
+// and the log says what guards the frames.
+func TestFrameProtectionSameθ(t *testing.T) {
+	dir := t.TempDir()
+	base := `name: frames
+seed: 7
+data: {format: synthetic, synthetic: {task: binary, samples: 301, features: 6, noise: 0.3}}
+model: {kind: logistic}
+optimizer: {kind: sgd, lr: 0.1}
+training: {batch_size: 16, steps: 30}
+`
+	one, _ := trainNP(t, 1, jobConfig(t, dir, base))
+	for _, tc := range []struct{ cluster, frames string }{
+		{"", "frames=none"},
+		{"cluster: {frame_mac: on}\n", "frames=mac"},
+		{"cluster: {encrypt: true}\n", "frames=encrypt"},
+	} {
+		three, log := trainNP(t, 3, jobConfig(t, dir, base+tc.cluster))
+		if d := relDiff(three.Theta, one.Theta); d > 1e-9 {
+			t.Errorf("%q: θ on 3 nodes differs from 1 node by %g", tc.cluster, d)
+		}
+		if n := strings.Count(log, tc.frames); n < 3 {
+			t.Errorf("%q: %d ring formed lines with %s, want 3:\n%s", tc.cluster, n, tc.frames, log)
+		}
+	}
+}
+
 // TestBadInput: every kind of bad input ends the run quickly with an error
 // that says what was wrong and where.
 func TestBadInput(t *testing.T) {
