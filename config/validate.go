@@ -83,6 +83,14 @@ func (c *Config) Validate() error {
 		}
 		return true
 	}
+	// count checks an integer against lo (below it: "v<low>") and limit.
+	count := func(field string, v, lo int64, low string, limit int64, what string) {
+		if v < lo {
+			bad(field, "%d%s", v, low)
+			return
+		}
+		atMost(field, v, limit, what)
+	}
 	d := c.Data
 	switch {
 	case !oneOf(d.Format, "", "csv", "libsvm", "parquet", "synthetic"):
@@ -179,40 +187,16 @@ func (c *Config) Validate() error {
 		bad("optimizer.epsilon", "%v: want a positive epsilon (0 means the default)", o.Epsilon)
 	}
 	t := c.Training
-	if t.BatchSize < 0 {
-		bad("training.batch_size", "%d is negative (0 means full batch)", t.BatchSize)
-	} else {
-		atMost("training.batch_size", int64(t.BatchSize), MaxBatchSize, "2^31 rows in a global batch")
-	}
-	if t.Steps < 0 {
-		bad("training.steps", "%d is negative", t.Steps)
-	} else {
-		atMost("training.steps", int64(t.Steps), MaxSteps, "10^9 steps")
-	}
-	if t.Epochs < 0 {
-		bad("training.epochs", "%d is negative", t.Epochs)
-	} else {
-		atMost("training.epochs", int64(t.Epochs), MaxEpochs, "10^9 epochs")
-	}
+	count("training.batch_size", int64(t.BatchSize), 0, " is negative (0 means full batch)", MaxBatchSize, "2^31 rows in a global batch")
+	count("training.steps", int64(t.Steps), 0, " is negative", MaxSteps, "10^9 steps")
+	count("training.epochs", int64(t.Epochs), 0, " is negative", MaxEpochs, "10^9 epochs")
 	if t.Steps > 0 && t.Epochs > 0 {
 		bad("training", "set steps or epochs, not both")
 	}
-	if t.EvalEvery < 0 {
-		bad("training.eval_every", "%d is negative", t.EvalEvery)
-	} else {
-		atMost("training.eval_every", int64(t.EvalEvery), MaxEvalEvery, "10^9 steps between evaluations")
-	}
+	count("training.eval_every", int64(t.EvalEvery), 0, " is negative", MaxEvalEvery, "10^9 steps between evaluations")
 	cl := c.Cluster
-	if cl.Nodes < 1 {
-		bad("cluster.nodes", "%d: want at least 1", cl.Nodes)
-	} else {
-		atMost("cluster.nodes", int64(cl.Nodes), MaxNodes, "4096 nodes")
-	}
-	if cl.MinNodes < 1 {
-		bad("cluster.min_nodes", "%d: want at least 1", cl.MinNodes)
-	} else {
-		atMost("cluster.min_nodes", int64(cl.MinNodes), MaxNodes, "4096 nodes")
-	}
+	count("cluster.nodes", int64(cl.Nodes), 1, ": want at least 1", MaxNodes, "4096 nodes")
+	count("cluster.min_nodes", int64(cl.MinNodes), 1, ": want at least 1", MaxNodes, "4096 nodes")
 	for _, dt := range []struct {
 		key string
 		d   time.Duration
@@ -229,11 +213,7 @@ func (c *Config) Validate() error {
 	} else if cl.Encrypt && cl.FrameMAC == "off" {
 		bad("cluster.encrypt", "true with cluster.frame_mac: off: encryption authenticates every frame; drop frame_mac or set it to on")
 	}
-	if c.Checkpoint.Every < 0 {
-		bad("checkpoint.every", "%d is negative (0 means no checkpoints)", c.Checkpoint.Every)
-	} else {
-		atMost("checkpoint.every", int64(c.Checkpoint.Every), MaxCheckpointEvery, "10^9 steps between checkpoints")
-	}
+	count("checkpoint.every", int64(c.Checkpoint.Every), 0, " is negative (0 means no checkpoints)", MaxCheckpointEvery, "10^9 steps between checkpoints")
 	return errors.Join(errs...)
 }
 
