@@ -11,6 +11,21 @@ import (
 	"github.com/dmlrun/dmlrun/train"
 )
 
+// checkOutputDir makes sure that dir exists and takes new files, by creating
+// and removing one: every node checks before training, since any of them may
+// become rank 0 and write the model.
+func checkOutputDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".dmlrun-probe-*")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // writeFileAtomic writes data to path through a temporary file in the same
 // directory, fsynced and renamed into place, so that a reader (or a crash)
 // sees the old file or the new one, never half of one.

@@ -73,6 +73,9 @@ func (t *trainer) wantsReform() bool {
 }
 
 func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
+	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, w.cfg.Cluster.Timeout.Duration)
 	defer cancel()
 	d, err := loadData(sctx, w.comm, w.members, w.cfg, nil)
@@ -97,6 +100,9 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 // newJoiner is the trainer of a node that joins a running ring: it has no
 // rows, model or state yet; resume brings all three from the ring.
 func newJoiner(ctx context.Context, w *worker) (*trainer, error) {
+	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
+		return nil, err
+	}
 	d, err := probeData(ctx, w.cfg)
 	if err != nil {
 		return nil, err
