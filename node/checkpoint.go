@@ -115,6 +115,6 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 		return err
 	}
 	t.done = int(v[0])
-	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath())
+	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), noticeIf(t.comm.Rank() == 0))
 	return nil
 }

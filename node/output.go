@@ -75,6 +75,6 @@ func (t *trainer) saveModel() error {
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"))
+	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"), Notice)
 	return nil
 }

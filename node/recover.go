@@ -54,6 +54,11 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	}
 	old := t.w.members
 	t.comm.Close()
+	t.w.progress.setPhase(PhaseRecovering)
+	if !errors.Is(cause, errNewMember) {
+		t.recoveries++
+	}
+	defer t.w.progress.setPhase(PhaseTraining)
 	if errors.Is(cause, errNewMember) {
 		t.log.Debug("a node joined: re-forming the ring", "step", t.done)
 	} else {
@@ -109,7 +114,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			msg = "ring re-formed"
 		}
 		level(msg, "lost", lost(old, view), "joined", lost(view, old), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
-			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond))
+			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond), noticeIf(t.comm.Rank() == 0))
 		return nil
 	}
 }
@@ -347,7 +352,7 @@ func (w *worker) renew(ctx context.Context, ring []Member) error {
 	}
 	w.mem = mem
 	w.log = w.baseLog.With("node", mem.Name())
-	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old)
+	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old, Notice)
 	return nil
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
 	OnStart func()
+	// Progress, when set, is kept up to date with the run's phase, step and
+	// loss, for a progress display.
+	Progress *Progress
 }
 
 // Result is what one node reports when training ends.
@@ -61,6 +64,18 @@ type Result struct {
 	Stats       *StepStats
 	Data        *DataBench // with Options.DataBench: what loading cost
 	Model       string     // the model.json this node wrote ("" on the others)
+	Eval        Eval       // the last evaluation (after the last step)
+	Recoveries  int        // rings this node re-formed after a failure or a join
+}
+
+// Eval is one evaluation's figures. Metric names the test metric: "r2" for
+// regression, "accuracy" for classification.
+type Eval struct {
+	Step      int     `json:"step"`
+	TrainLoss float64 `json:"train_loss"`
+	TestLoss  float64 `json:"test_loss"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
 }
 
 // Run runs one worker: it joins the cluster, waits for the configured number
@@ -111,7 +126,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume, dataBench: o.DataBench}
+	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, progress: o.Progress, resume: o.Resume, dataBench: o.DataBench}
 	defer func() { // the current membership: Renew may have replaced the first
 		// A node that fails tells the others at once; at the end of a run
 		// every node is done, and there is nobody left to wait for.
@@ -158,7 +173,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := w.formRing(wctx, members[:nodes], 0, 0); err != nil {
 		return nil, err
 	}
-	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members), "frames", w.comm.Protection())
+	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members), "frames", w.comm.Protection(), noticeIf(w.comm.Rank() == 0))
 
 	t, err := newTrainer(ctx, w)
 	if err != nil {
@@ -194,7 +209,7 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 	for {
 		err := t.tryRing(wctx, w.liveView(wctx), wait.next())
 		if err == nil {
-			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done)
+			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done, Notice)
 			return t.run(ctx)
 		}
 		if wctx.Err() != nil {
@@ -214,6 +229,7 @@ type worker struct {
 	tcfg      transport.Config
 	mem       *Membership
 	onStart   func()
+	progress  *Progress
 	resume    bool
 	dataBench bool
 
@@ -271,6 +287,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 		return err
 	}
 	w.comm, w.epoch = comm, epoch
+	w.progress.setRing(rank, len(members))
 	if w.mem != nil && w.mem.self.Ring != epoch {
 		if err := w.mem.SetRing(epoch); err != nil {
 			return err

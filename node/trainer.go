@@ -31,10 +31,12 @@ var errNewMember = errors.New("a node joined: growing the ring")
 // rows it owns; one allreduce of [Σ gradients, Σ loss, count] gives every node
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
-	w    *worker
-	comm *Comm // w.comm: the current ring
-	cfg  *config.Config
-	log  *slog.Logger
+	w          *worker
+	lastEval   Eval  // the last evaluation, for the run's summary
+	recoveries int   // ring failures recovered from
+	comm       *Comm // w.comm: the current ring
+	cfg        *config.Config
+	log        *slog.Logger
 
 	data  *nodeData
 	model train.Model
@@ -73,6 +75,7 @@ func (t *trainer) wantsReform() bool {
 }
 
 func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
+	w.progress.setPhase(PhaseLoading)
 	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
 		return nil, err
 	}
@@ -208,7 +211,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
 		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", P,
-		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
+		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch, noticeIf(t.comm.Rank() == 0))
 	if t.w.resume {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
 			return nil, err
@@ -223,6 +226,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if t.w.onStart != nil {
 		t.w.onStart()
 	}
+	t.w.progress.setRun(t.steps, t.perEpoch)
+	t.w.progress.setPhase(PhaseTraining)
 	var loss float64
 	for t.done < t.steps {
 		err := func() error {
@@ -230,6 +235,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			if loss, err = t.step(sc, t.done); err != nil {
 				return err
 			}
+			t.w.progress.stepped(t.done, loss, t.stats.Samples)
 			if !t.failedAt.IsZero() {
 				t.firstStepAfterRecovery()
 			}
@@ -264,12 +270,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	t.stats.Wall = time.Since(start)
+	t.w.progress.setPhase(PhaseSaving)
 	sum := sha256.Sum256(floatBytes(t.theta))
-	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats}
+	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats,
+		Eval: t.lastEval, Recoveries: t.recoveries}
 	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
 	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
 		err := t.finish(sc.reset(stepTimeout), res)
 		if err == nil {
+			t.w.progress.setPhase(PhaseDone)
 			return res, nil
 		}
 		if !isRingFailure(err) {
@@ -360,10 +369,13 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 	if t.comm.Rank() == 0 {
 		level = slog.LevelInfo
 	}
+	shown := noticeIf(t.comm.Rank() == 0)
 	if t.model.Task() == train.TaskRegression {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2)
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2, shown)
+		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "r2", Value: m.R2}
 	} else {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy)
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy, shown)
+		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "accuracy", Value: m.Accuracy}
 	}
 	if t.metrics != nil {
 		return t.metrics.write(step, (step-1)/t.perEpoch, trainLoss, m, t.model.Task() == train.TaskRegression, t.comm.Size(), elapsed)

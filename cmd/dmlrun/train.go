@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
@@ -33,8 +36,11 @@ type launchFlags struct {
 	ssh, remoteBin      string
 	port                int
 	iface               string
-	verbose, resume     bool
+	verbose, debug      bool
+	resume              bool
 	maxRestarts         int
+	progress            launch.ProgressMode
+	logDir              string
 	config              string
 }
 
@@ -49,16 +55,22 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.StringVar(&f.remoteBin, "remote-bin", "", "dmlrun binary on the remote hosts (default: this binary's path)")
 	fs.IntVar(&f.port, "port", 7946, "gossip port of slot 0 on each host (slot i uses port+i; 0 = OS-chosen)")
 	fs.StringVar(&f.iface, "iface", "", "network interface the nodes bind to (default: the address in the hosts file, or all)")
-	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
+	fs.BoolVar(&f.verbose, "v", false, "show every node's full log on the terminal, each line prefixed with its node")
+	fs.BoolVar(&f.debug, "debug", false, "debug logging on every node")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	fs.IntVar(&f.maxRestarts, "max-restarts", 0, "restart a node lost during training up to this many times (it rejoins the ring)")
+	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
+	fs.StringVar(&f.logDir, "log-dir", "", "where each node's full log goes, as rank-N.log (default <output.dir>/logs)")
 	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	var err error
+	if f.progress, err = launch.ParseProgressMode(*progress); err != nil {
 		return f, err
 	}
 	if f.maxRestarts < 0 {
 		return f, fmt.Errorf("-max-restarts %d is negative", f.maxRestarts)
 	}
-	var err error
 	if f.config, err = configArg(fs); err != nil {
 		return f, err
 	}
@@ -177,7 +189,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		if f.iface != "" {
 			args = append(args, "-iface", f.iface)
 		}
-		if f.verbose {
+		if f.debug {
 			args = append(args, "-v")
 		}
 		if f.resume {
@@ -191,8 +203,42 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		specs[i] = launch.Spec{Label: label, Argv: remote.Command(s.Host, args)}
 		hellos[i] = launch.NodeHello{Secret: secret, Host: s.Host.Name, Slot: s.Slot, Nodes: len(slots)}
 	}
-	res, err := launch.RunJobRestarting(ctx, specs, hellos, f.maxRestarts, stdout, stderr)
+	logs, closeLogs, err := openLogs(cmp.Or(f.logDir, filepath.Join(cfg.Output.Dir, "logs")), len(specs))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeLogs()
+	for i := range specs {
+		specs[i].Log = logs[i]
+	}
+	d := launch.NewDisplay(stderr, f.progress)
+	defer d.Close()
+	res, err := launch.RunJob(ctx, launch.Job{Specs: specs, Hellos: hellos, MaxRestarts: f.maxRestarts,
+		Out: stdout, Display: d, Verbose: f.verbose})
 	return res, cfg, err
+}
+
+// openLogs creates dir/rank-0.log ... rank-(n-1).log, one per node in launch
+// order, and returns them with a function that closes them all.
+func openLogs(dir string, n int) ([]*os.File, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("log directory: %w", err)
+	}
+	files := make([]*os.File, 0, n)
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for i := range n {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("rank-%d.log", i)))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		files = append(files, f)
+	}
+	return files, closeAll, nil
 }
 
 // nodeFlags are the flags of `dmlrun node`.
@@ -253,7 +299,15 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	var child *launch.Child
+	if f.launched { // notices and errors go to the launcher's terminal too
+		child = launch.NewChild(stdin, stdout)
+		handler = launch.NewNoticeHandler(handler, node.NoticeKey, func(l launch.LogLine) {
+			_ = child.Send(launch.NodeReport{Log: &l})
+		})
+	}
+	log := slog.New(handler)
 	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
@@ -275,7 +329,6 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	// Started by a launcher: identity and secret arrive on stdin, the gossip
 	// address goes back, the join list arrives; stdin closing means stop.
-	child := launch.NewChild(stdin, stdout)
 	var hello launch.NodeHello
 	if err := child.Recv(&hello); err != nil {
 		return fmt.Errorf("reading the launcher's hello: %w", err)
@@ -298,14 +351,17 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return jl.Join, nil
 	}
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
+	o.Progress = new(node.Progress)
+	stopProgress := sendProgress(child, o.Progress)
 	res, err := node.Run(ctx, o)
+	stopProgress()
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) { // its own fault, not a loss
 			_ = child.Send(launch.NodeReport{Fault: err.Error()})
 		}
 		return err
 	}
-	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps, Model: res.Model}
+	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps, Model: res.Model, Summary: summary(res, cfg)}
 	switch {
 	case f.stats:
 		rep.Extra = res.Stats.Summarize()
@@ -313,4 +369,48 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		rep.Extra = res.Data
 	}
 	return child.Send(rep)
+}
+
+// sendProgress sends p to the launcher every 250 ms while it changes, until
+// the returned function is called (which sends the last state).
+func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var last launch.Progress
+	send := func() {
+		s := p.Snapshot()
+		lp := launch.Progress{Phase: s.Phase.String(), Step: s.Step, Steps: s.Steps, Epoch: s.Epoch,
+			Loss: s.Loss, HasLoss: s.HasLoss, Samples: s.Samples, World: s.World, Rank: s.Rank}
+		if lp != last {
+			last = lp
+			_ = child.Send(launch.NodeReport{Progress: &lp})
+		}
+	}
+	wg.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				send()
+				return
+			case <-t.C:
+				send()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// summary is a node's account of its run for the launcher's last lines.
+func summary(res *node.Result, cfg *config.Config) *launch.RunSummary {
+	s := &launch.RunSummary{Steps: res.Steps, TrainLoss: res.Eval.TrainLoss, TestLoss: res.Eval.TestLoss,
+		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir}
+	if res.Stats != nil {
+		s.WallSeconds = res.Stats.Wall.Seconds()
+		if res.Stats.Wall > 0 {
+			s.SamplesPerSec = float64(res.Stats.Samples) / res.Stats.Wall.Seconds()
+		}
+	}
+	return s
 }
