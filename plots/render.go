@@ -61,9 +61,10 @@ func size(w, h, defW, defH int) (vg.Length, vg.Length, error) {
 func pixels(n int) vg.Length { return vg.Length(n) * vg.Inch / dpi }
 
 // render draws a figure of w×h points with paint and encodes it as PNG.
-// gonum/plot panics on some inputs (a log axis over a non-positive value);
-// the callers rule those out, and a panic that still happens is returned
-// as an error rather than taking the process down.
+// gonum/plot panics rather than fail on some inputs (LogScale over a value
+// that is not positive, tiles that do not match in Align); the callers
+// avoid those, and a panic that still happens is returned as an error
+// rather than taking the process down.
 func render(w, h vg.Length, paint func(draw.Canvas)) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -90,11 +91,10 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p.Title.Text = title
 	p.Title.Padding = vg.Points(8)
 	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
-	for _, s := range []*vg.Length{&p.Title.TextStyle.Font.Size, &p.X.Label.TextStyle.Font.Size,
-		&p.Y.Label.TextStyle.Font.Size, &p.Legend.TextStyle.Font.Size} {
+	p.Title.TextStyle.Font.Size = vg.Points(15)
+	for _, s := range []*vg.Length{&p.X.Label.TextStyle.Font.Size, &p.Y.Label.TextStyle.Font.Size, &p.Legend.TextStyle.Font.Size} {
 		*s = vg.Points(13)
 	}
-	p.Title.TextStyle.Font.Size = vg.Points(15)
 	p.X.Tick.Label.Font.Size, p.Y.Tick.Label.Font.Size = vg.Points(11), vg.Points(11)
 	p.Title.TextStyle.Font.Variant = "Sans"
 	p.X.Label.TextStyle.Font.Variant, p.Y.Label.TextStyle.Font.Variant = "Sans", "Sans"
