@@ -61,7 +61,8 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// saveModel writes model.json (rank 0 only) atomically.
+// saveModel writes model.json (rank 0 only) atomically, then training.png
+// from the metrics.csv closed before.
 func (t *trainer) saveModel() error {
 	sum := sha256.Sum256(floatBytes(t.theta))
 	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
@@ -75,6 +76,10 @@ func (t *trainer) saveModel() error {
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"), Notice)
+	plot, err := saveTrainingPlot(t.cfg.Output.Dir, t.cfg.Name)
+	if err != nil {
+		return err
+	}
+	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"), "plot", plot, Notice)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmlrun/dmlrun/plots"
 	"github.com/dmlrun/dmlrun/train"
 )
 
@@ -65,6 +66,12 @@ func trainNP(t *testing.T, n int, cfg string) (*train.ModelFile, string) {
 	if !strings.Contains(out, fmt.Sprintf("all %d nodes hold identical θ (sha256 ", n)) {
 		t.Fatalf("no identical-θ line for %d nodes:\n%s\n%s", n, out, errOut)
 	}
+	// Every run draws its training plot beside the model, and says so.
+	plot := filepath.Join(outDir(cfg), "training.png")
+	checkPlot(t, plot, plots.TrainingWidth, plots.TrainingHeight)
+	if !strings.Contains(errOut, "plot="+plot) {
+		t.Fatalf("the saved line does not name %s:\n%s", plot, errOut)
+	}
 	return readModel(t, cfg), errOut
 }
 
@@ -90,8 +97,7 @@ func nodeLogs(t *testing.T, cfg string, n int) []string {
 
 func readModel(t *testing.T, cfg string) *train.ModelFile {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(cfg), "out-"+strings.TrimSuffix(filepath.Base(cfg), ".yaml"))
-	f, _, err := train.ReadModelFile(filepath.Join(dir, "model.json"))
+	f, _, err := train.ReadModelFile(filepath.Join(outDir(cfg), "model.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
