@@ -109,6 +109,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if t.comm.Rank() == 0 {
 			level = t.log.Info // once per recovery, by the new ring's rank 0
 		}
+		t.w.prom.recovered(cause)
 		msg := "ring recovered"
 		if errors.Is(cause, errNewMember) {
 			msg = "ring re-formed"

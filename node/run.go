@@ -54,6 +54,9 @@ type Options struct {
 	// Progress, when set, is kept up to date with the run's phase, step and
 	// loss, for a progress display.
 	Progress *Progress
+	// Metrics, when set, is the address (host:port) at which the node
+	// serves Prometheus metrics, at /metrics, for as long as Run runs.
+	Metrics string
 }
 
 // Result is what one node reports when training ends.
@@ -102,6 +105,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	prom, stopProm, err := startPrometheus(o.Metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	defer stopProm()
 	ln, err := transport.Listen(net.JoinHostPort(bindHost, "0"), tcfg)
 	if err != nil {
 		return nil, err
@@ -126,7 +134,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, progress: o.Progress, resume: o.Resume, dataBench: o.DataBench}
+	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, progress: o.Progress, resume: o.Resume, dataBench: o.DataBench, prom: prom}
 	defer func() { // the current membership: Renew may have replaced the first
 		// A node that fails tells the others at once; at the end of a run
 		// every node is done, and there is nobody left to wait for.
@@ -232,6 +240,7 @@ type worker struct {
 	progress  *Progress
 	resume    bool
 	dataBench bool
+	prom      *promMetrics // nil without Options.Metrics
 
 	epoch   uint32          // id of the current ring epoch
 	members []Member        // the last ring that may have committed (see formRing), in rank order
@@ -288,6 +297,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	}
 	w.comm, w.epoch = comm, epoch
 	w.progress.setRing(rank, len(members))
+	w.prom.ring(comm, epoch)
 	if w.mem != nil && w.mem.self.Ring != epoch {
 		if err := w.mem.SetRing(epoch); err != nil {
 			return err

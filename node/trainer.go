@@ -201,6 +201,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t.done = step + 1
 	t.reformNext = t.v[P+2] > 0
 	t.stats.Samples += int64(count)
+	t.w.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
 	return loss, nil
 }
 
@@ -340,6 +341,7 @@ func (t *trainer) keptNote() string {
 // firstStepAfterRecovery reports, once per recovery, how long training
 // stood still: from the failure to the first step the new ring completed.
 func (t *trainer) firstStepAfterRecovery() {
+	t.w.prom.paused(time.Since(t.failedAt))
 	if t.comm.Rank() == 0 {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm.Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
@@ -365,6 +367,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 	if m.N == 0 {
 		return nil
 	}
+	t.w.prom.eval(m, t.model.Task() == train.TaskRegression)
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
 	if t.comm.Rank() == 0 {
 		level = slog.LevelInfo

@@ -272,6 +272,17 @@ func (m *Mesh) Protection() Protection {
 	return weakest
 }
 
+// Traffic returns the bytes of frames sent to and received from rank peer
+// over this mesh (see Conn.Traffic), and false when the mesh has no link to
+// it. It is safe to call from any goroutine, also after Close.
+func (m *Mesh) Traffic(peer int) (sent, received uint64, ok bool) {
+	if peer < 0 || peer >= len(m.conns) || m.conns[peer] == nil {
+		return 0, 0, false
+	}
+	sent, received = m.conns[peer].Traffic()
+	return sent, received, true
+}
+
 func (m *Mesh) link(rank int) *Conn {
 	if rank >= len(m.conns) {
 		return nil

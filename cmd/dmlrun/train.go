@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +43,7 @@ type launchFlags struct {
 	maxRestarts         int
 	progress            launch.ProgressMode
 	logDir              string
+	metricsPort         int
 	config              string
 }
 
@@ -61,6 +64,7 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.IntVar(&f.maxRestarts, "max-restarts", 0, "restart a node lost during training up to this many times (it rejoins the ring)")
 	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
 	fs.StringVar(&f.logDir, "log-dir", "", "where each node's full log goes, as rank-N.log (default <output.dir>/logs)")
+	fs.IntVar(&f.metricsPort, "metrics-port", 0, "every node serves Prometheus metrics at /metrics, slot i of each host on this port + i (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -89,6 +93,9 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	if f.port < 0 || f.port > 65535 {
 		return f, fmt.Errorf("-port %d: want 0 to 65535", f.port)
 	}
+	if f.metricsPort < 0 || f.metricsPort > 65535 {
+		return f, fmt.Errorf("-metrics-port %d: want 1 to 65535 (0: no metrics)", f.metricsPort)
+	}
 	if len(strings.Fields(f.ssh)) == 0 {
 		return f, errors.New("-ssh is empty")
 	}
@@ -115,6 +122,26 @@ func parseHosts(file, list string) ([]launch.Host, error) {
 		return launch.ParseHostList(list)
 	}
 	return nil, nil
+}
+
+// checkMetricsPorts checks that the ports -metrics-port gives every slot
+// of every host (base+slot) exist, and that they do not overlap the gossip
+// ports of -port (gossip+slot, when gossip is not 0).
+func checkMetricsPorts(base, gossip int, hosts []launch.Host) error {
+	if base == 0 {
+		return nil
+	}
+	slots := 0
+	for _, h := range hosts {
+		slots = max(slots, h.Slots)
+	}
+	if last := base + slots - 1; last > 65535 {
+		return fmt.Errorf("-metrics-port %d: a host with %d slots needs ports %d to %d, beyond 65535: choose a port of at most %d", base, slots, base, last, 65536-slots)
+	}
+	if gossip > 0 && base < gossip+slots && gossip < base+slots {
+		return fmt.Errorf("-metrics-port %d: ports %d to %d overlap the gossip ports of -port %d (%d to %d)", base, base, base+slots-1, gossip, gossip, gossip+slots-1)
+	}
+	return nil
 }
 
 // hosts returns where the nodes run.
@@ -164,6 +191,12 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	for _, h := range hosts {
 		allLocal = allLocal && h.IsLocal()
 	}
+	if f.np > 0 {
+		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
+	}
+	if err := checkMetricsPorts(f.metricsPort, port, hosts); err != nil {
+		return nil, nil, err
+	}
 	if allLocal { // the nodes read these very paths: a missing one fails here, once
 		for _, ps := range []config.Paths{cfg.Data.Train, cfg.Data.Test} {
 			if len(ps) > 0 {
@@ -173,16 +206,18 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 			}
 		}
 	}
-	if f.np > 0 {
-		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
-	}
 	remote := launch.Remote{SSH: strings.Fields(f.ssh), Bin: f.remoteBin, Self: self}
 	secret := string(transport.GenerateSecret())
 	slots := launch.Slots(hosts)
 	specs := make([]launch.Spec, len(slots))
 	hellos := make([]launch.NodeHello, len(slots))
 	for i, s := range slots {
-		args := []string{"node", "-launched", "-bind", s.BindAddr(port), "-host", s.Host.Name, "-slot", fmt.Sprint(s.Slot)}
+		bind := s.BindAddr(port)
+		args := []string{"node", "-launched", "-bind", bind, "-host", s.Host.Name, "-slot", fmt.Sprint(s.Slot)}
+		if f.metricsPort > 0 { // on the node's bind host: 127.0.0.1 with -np
+			host, _, _ := net.SplitHostPort(bind)
+			args = append(args, "-metrics", net.JoinHostPort(host, strconv.Itoa(f.metricsPort+s.Slot)))
+		}
 		if allLocal {
 			args = append(args, "-local")
 		}
@@ -252,6 +287,7 @@ type nodeFlags struct {
 	verbose, stats        bool
 	dataBench             bool
 	resume                bool
+	metrics               string
 	config                string
 }
 
@@ -273,8 +309,14 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
 	fs.BoolVar(&f.dataBench, "data-bench", false, "internal: load the data, report what it cost to the launcher, and stop (dmlrun bench data)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; with -iface, a missing or 0.0.0.0 host is that interface's address)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.metrics != "" {
+		if err := checkListenAddr(f.metrics); err != nil {
+			return f, fmt.Errorf("-metrics %q: %w", f.metrics, err)
+		}
 	}
 	if *join != "" {
 		f.join = strings.Split(*join, ",")
@@ -287,6 +329,19 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 		return f, errors.New("-nodes and -slot must not be negative")
 	}
 	return f, nil
+}
+
+// checkListenAddr checks that addr is host:port (host may be empty) with a
+// port of 0 to 65535.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. 127.0.0.1:9100 or :9100: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q: want 0 to 65535", port)
+	}
+	return nil
 }
 
 // nodeCmd runs `dmlrun node`: one worker.
@@ -316,9 +371,14 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if f.bind, err = node.InterfaceAddr(f.iface, f.bind); err != nil {
 			return err
 		}
+		if h, _, _ := net.SplitHostPort(f.metrics); f.metrics != "" && (h == "" || net.ParseIP(h).IsUnspecified()) {
+			if f.metrics, err = node.InterfaceAddr(f.iface, f.metrics); err != nil {
+				return err
+			}
+		}
 	}
 	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
-		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench}
+		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench, Metrics: f.metrics}
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
 			return err
