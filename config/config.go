@@ -124,6 +124,9 @@ type Cluster struct {
 	Nodes         int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
 	Timeout       Duration `yaml:"timeout" json:"-"`
 	StepTimeout   Duration `yaml:"step_timeout" json:"-"`
+	// StallWarn is how long a collective waits on a peer before the waiting
+	// node says whom it waits on (default a third of StepTimeout).
+	StallWarn Duration `yaml:"stall_warn" json:"-"`
 	MinNodes      int      `yaml:"min_nodes" json:"-"`      // a ring trains only with at least this many
 	RejoinTimeout Duration `yaml:"rejoin_timeout" json:"-"` // how long a node without quorum waits
 	// FrameMAC says whether data-plane frames carry a MAC: auto (default:
@@ -249,6 +252,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Cluster.StepTimeout.Duration == 0 {
 		c.Cluster.StepTimeout.Duration = 30 * time.Second
+	}
+	if c.Cluster.StallWarn.Duration == 0 {
+		c.Cluster.StallWarn.Duration = c.Cluster.StepTimeout.Duration / 3
 	}
 	if c.Cluster.MinNodes == 0 {
 		c.Cluster.MinNodes = 1

@@ -200,7 +200,7 @@ func (c *Config) Validate() error {
 	for _, dt := range []struct {
 		key string
 		d   time.Duration
-	}{{"cluster.timeout", cl.Timeout.Duration}, {"cluster.step_timeout", cl.StepTimeout.Duration}, {"cluster.rejoin_timeout", cl.RejoinTimeout.Duration}} {
+	}{{"cluster.timeout", cl.Timeout.Duration}, {"cluster.step_timeout", cl.StepTimeout.Duration}, {"cluster.stall_warn", cl.StallWarn.Duration}, {"cluster.rejoin_timeout", cl.RejoinTimeout.Duration}} {
 		switch {
 		case dt.d <= 0:
 			bad(dt.key, "%v: want a positive duration", dt.d)

@@ -99,7 +99,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	digest := cfg.Digest()
 	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log,
-		Protection: protection(cfg.Cluster)}
+		Protection: protection(cfg.Cluster), StallWarn: cfg.Cluster.StallWarn.Duration}
 
 	bindHost, _, err := splitHostPort(o.Bind, 7946)
 	if err != nil {
@@ -135,6 +135,10 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, progress: o.Progress, resume: o.Resume, dataBench: o.DataBench, prom: prom}
+	if w.progress == nil {
+		w.progress = new(Progress) // the stall inspector reads the step from it
+	}
+	w.tcfg.OnStall = w.stalled
 	defer func() { // the current membership: Renew may have replaced the first
 		// A node that fails tells the others at once; at the end of a run
 		// every node is done, and there is nobody left to wait for.
@@ -355,4 +359,18 @@ func protection(c config.Cluster) transport.Protection {
 		return transport.ProtectNone
 	}
 	return transport.ProtectAuto
+}
+
+// stalled is the stall inspector's warning: a collective of the current ring
+// has waited cluster.stall_warn on one peer. It runs on the step loop's
+// goroutine, once per stalled exchange.
+func (w *worker) stalled(s transport.Stall) {
+	who := fmt.Sprintf("rank %d", s.Peer)
+	if s.Peer >= 0 && s.Peer < len(w.members) {
+		m := w.members[s.Peer]
+		who = fmt.Sprintf("rank %d (host %s, slot %d)", s.Peer, m.Host, m.Slot)
+	}
+	w.log.Warn(fmt.Sprintf("waiting on %s %s for %v: step %d, collective #%d chunk %d",
+		s.Dir, who, s.Waited.Round(time.Second), w.progress.Snapshot().Step, s.Seq, s.Chunk),
+		"peer", s.Peer, Notice)
 }

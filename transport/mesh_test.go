@@ -463,3 +463,31 @@ func TestMeshTraffic(t *testing.T) {
 		})
 	}
 }
+
+// TestExchangeStallWarning: an exchange that waits StallWarn on a silent
+// peer says so once, naming the peer and what it waits for, and still fails
+// at its deadline.
+func TestExchangeStallWarning(t *testing.T) {
+	stalls := make(chan Stall, 8)
+	cfg := testConfig()
+	cfg.StallWarn = 50 * time.Millisecond
+	cfg.OnStall = func(s Stall) { stalls <- s }
+	meshes := newRing(t, 2, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	err := meshes[0].Exchange(ctx, -1, nil, 1, make([]byte, 64), 7, 3) // rank 1 sends nothing
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Exchange: %v, want the deadline", err)
+	}
+	close(stalls)
+	var got []Stall
+	for s := range stalls {
+		got = append(got, s)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d stall warnings, want 1: %+v", len(got), got)
+	}
+	if s := got[0]; s.Peer != 1 || s.Dir != "recv from" || s.Seq != 7 || s.Chunk != 3 || s.Waited < cfg.StallWarn {
+		t.Fatalf("stall %+v", s)
+	}
+}
