@@ -121,12 +121,12 @@ type Training struct {
 
 // Cluster sets the size of the job and its deadlines.
 type Cluster struct {
-	Nodes         int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
-	Timeout       Duration `yaml:"timeout" json:"-"`
-	StepTimeout   Duration `yaml:"step_timeout" json:"-"`
+	Nodes       int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
+	Timeout     Duration `yaml:"timeout" json:"-"`
+	StepTimeout Duration `yaml:"step_timeout" json:"-"`
 	// StallWarn is how long a collective waits on a peer before the waiting
 	// node says whom it waits on (default a third of StepTimeout).
-	StallWarn Duration `yaml:"stall_warn" json:"-"`
+	StallWarn     Duration `yaml:"stall_warn" json:"-"`
 	MinNodes      int      `yaml:"min_nodes" json:"-"`      // a ring trains only with at least this many
 	RejoinTimeout Duration `yaml:"rejoin_timeout" json:"-"` // how long a node without quorum waits
 	// FrameMAC says whether data-plane frames carry a MAC: auto (default:
