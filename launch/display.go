@@ -158,7 +158,7 @@ func (d *Display) Update(p Progress) {
 			d.bar.SetCurrent(int64(p.Step))
 		}
 	case ProgressPlain:
-		if p.Steps <= 0 || p.Phase != "training" {
+		if p.Steps <= 0 || p.Phase != "training" && p.Unit == "" {
 			return
 		}
 		decile := 10 * p.Step / p.Steps
@@ -211,7 +211,7 @@ type progressTracker struct {
 }
 
 func (t *progressTracker) add(now time.Time, p Progress) {
-	if t.last.Phase == "training" && p.Phase == "training" && p.Step > t.last.Step {
+	if t.last.Phase == p.Phase && (p.Phase == "training" || p.Unit != "") && p.Step > t.last.Step {
 		if dt := now.Sub(t.at).Seconds(); dt > 0 {
 			sr := float64(p.Samples-t.last.Samples) / dt
 			st := float64(p.Step-t.last.Step) / dt
@@ -254,6 +254,9 @@ func (t *progressTracker) bar(time.Time) (string, string) {
 	if p.Steps <= 0 {
 		return p.Phase, ""
 	}
+	if p.Unit != "" {
+		return fmt.Sprintf("%s %s %d/%d", p.Phase, p.Unit, p.Step, p.Steps), fmt.Sprintf("%3d%% ETA %s world %d", 100*p.Step/p.Steps, t.eta(), p.World)
+	}
 	left := fmt.Sprintf("%s step %d/%d", p.Phase, p.Step, p.Steps)
 	right := fmt.Sprintf("%3d%% epoch %d loss %s samples/s %.0f ETA %s world %d",
 		100*p.Step/p.Steps, p.Epoch, t.lossText(), t.rate, t.eta(), p.World)
@@ -263,6 +266,9 @@ func (t *progressTracker) bar(time.Time) (string, string) {
 // plain is the line that plain mode prints.
 func (t *progressTracker) plain(time.Time) string {
 	p := t.last
+	if p.Unit != "" {
+		return fmt.Sprintf("%s %s %d/%d (%d%%) ETA %s world %d", p.Phase, p.Unit, p.Step, p.Steps, 100*p.Step/p.Steps, t.eta(), p.World)
+	}
 	return fmt.Sprintf("step %d/%d (%d%%) epoch %d loss %s samples/s %.0f ETA %s world %d",
 		p.Step, p.Steps, 100*p.Step/p.Steps, p.Epoch, t.lossText(), t.rate, t.eta(), p.World)
 }

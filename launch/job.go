@@ -52,9 +52,10 @@ type NodeReport struct {
 
 // Progress is what a node reports of its run as it goes.
 type Progress struct {
-	Phase   string  `json:"phase"` // e.g. "loading rows", "training", "recovering"
-	Step    int     `json:"step"`  // steps done
-	Steps   int     `json:"steps"` // of the whole run
+	Phase   string  `json:"phase"`          // e.g. "loading rows", "training", "recovering"
+	Unit    string  `json:"unit,omitempty"` // what Step counts: "" is training steps (with loss and samples/s), e.g. "size" for a sweep
+	Step    int     `json:"step"`           // steps done
+	Steps   int     `json:"steps"`          // of the whole run
 	Epoch   int     `json:"epoch"`
 	Loss    float64 `json:"loss"`
 	HasLoss bool    `json:"has_loss"`

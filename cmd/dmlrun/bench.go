@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dmlrun/dmlrun/bench"
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -29,7 +30,13 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return err
 		}
 		o.Remote.Self = self
-		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
+		o.Display = launch.NewDisplay(stderr, files.progress)
+		out := stdout
+		if o.Display.Mode() == launch.ProgressBar && launch.IsTerminal(stdout) {
+			out = o.Display // the rows go above the bar, not through it
+		}
+		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, out, stderr)
+		o.Display.Close()
 		if res == nil || len(res.Rows) == 0 {
 			return err
 		}
@@ -53,10 +60,11 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return fmt.Errorf("%w: unknown benchmark %q (want allreduce, train, data or compare)", errUsage, args[0])
 }
 
-// benchFiles are the files a benchmark writes besides its table.
+// benchFiles are what a benchmark shows and writes besides its table.
 type benchFiles struct {
-	json string // -json: the rows as JSON
-	plot string // -plot: busbw against size, PNG
+	json     string              // -json: the rows as JSON
+	plot     string              // -plot: busbw against size, PNG
+	progress launch.ProgressMode // -progress
 }
 
 // parseBenchAllReduce parses the flags of `dmlrun bench allreduce`.
@@ -82,6 +90,7 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	var files benchFiles
 	fs.StringVar(&files.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&files.plot, "plot", "", "also draw busbw against message size to this PNG file")
+	progress := fs.String("progress", "auto", "progress of the sweep: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
 	hostsFile := fs.String("hosts", "", "run the ranks on the hosts of this hosts file instead of -np local processes")
 	hostList := fs.String("H", "", "hosts inline: h1:2,h2:2")
 	ssh := fs.String("ssh", "ssh", "ssh client command for remote hosts")
@@ -91,6 +100,9 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	}
 	o.Remote.SSH = strings.Fields(*ssh)
 	var err error
+	if files.progress, err = launch.ParseProgressMode(*progress); err != nil {
+		return o, files, err
+	}
 	if o.Hosts, err = parseHosts(*hostsFile, *hostList); err != nil {
 		return o, files, err
 	}
