@@ -33,11 +33,11 @@ type AllReduceOptions struct {
 	Bind       string   `json:"bind"`    // data-plane address of local workers (-np)
 	// Hosts, when set, runs the workers on these hosts (over ssh where not
 	// local) instead of NP local processes.
-	Hosts   []launch.Host `json:"hosts,omitempty"`
-	Remote  launch.Remote `json:"-"`
+	Hosts  []launch.Host `json:"hosts,omitempty"`
+	Remote launch.Remote `json:"-"`
 	// Display, when set, shows the sweep's progress (one size at a time).
 	Display *launch.Display `json:"-"`
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration   `json:"timeout"`
 }
 
 // DefaultAllReduceOptions are the defaults of `dmlrun bench allreduce`.
