@@ -162,3 +162,21 @@ func TestJobErrorRootCause(t *testing.T) {
 		})
 	}
 }
+
+// A sweep counts sizes, not steps: its plain lines carry no loss or rate.
+func TestDisplayPlainSweep(t *testing.T) {
+	var out bytes.Buffer
+	d := NewDisplay(&out, ProgressPlain)
+	for k := 0; k <= 4; k++ {
+		d.Update(Progress{Phase: "allreduce sweep", Unit: "size", Step: k, Steps: 4, World: 2})
+	}
+	d.Close()
+	for _, want := range []string{"allreduce sweep size 0/4 (0%) ETA ? world 2", "allreduce sweep size 4/4 (100%) ETA"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "loss") {
+		t.Errorf("a sweep line shows a loss:\n%s", out.String())
+	}
+}
