@@ -3,27 +3,31 @@ package train
 import "fmt"
 
 // Metrics are the scores of a model on a data set. Loss is the mean per-row
-// loss (the training objective without L2). Regression fills MSE and R2,
-// classification fills Accuracy.
+// loss (the training objective without L2 and without class weights).
+// Regression fills MSE and R2, classification fills Accuracy and Class.
 type Metrics struct {
-	N        int     // rows evaluated
-	Loss     float64 // mean per-row loss
-	MSE      float64 // regression: mean squared error
-	R2       float64 // regression: 1 - SSE/SST
-	Accuracy float64 // classification: fraction of rows predicted right
+	N        int          // rows evaluated
+	Loss     float64      // mean per-row loss
+	MSE      float64      // regression: mean squared error
+	R2       float64      // regression: 1 - SSE/SST
+	Accuracy float64      // classification: fraction of rows predicted right
+	Class    *ClassReport // classification: per-class scores, macro-F1, AUC, confusion matrix (see ClassReport)
 }
 
 // EvalLen returns the length of Evaluate's sums for m: 5 for regression
-// [loss, SSE, Σy, Σy², n], 3 for classification [loss, correct, n].
+// [loss, SSE, Σy, Σy², n]; for classification with K classes
+// [loss, correct, class counts (see classLayout), n].
 func EvalLen(m Model) int {
 	if m.Task() == TaskRegression {
 		return 5
 	}
-	return 3
+	return layoutOf(m.numClasses()).length
 }
 
 // Evaluate adds into out (EvalLen(m) long) the sums of m's scores over all
 // rows of t. Sum them over tables and nodes (allreduce), then call Finish.
+// Every classification sum is a count, so the finished classification
+// scores (all but the loss) do not depend on how the rows were spread.
 //
 //	sums := make([]float64, train.EvalLen(m))
 //	for _, t := range tables {
@@ -38,18 +42,18 @@ func Evaluate(m Model, theta []float64, t *Table, out []float64) {
 	pred := make([]float64, m.Outputs())
 	buf := make([]float64, t.Features)
 	regression := m.Task() == TaskRegression
+	lay := layoutOf(m.numClasses())
 	for i := range t.Len() {
 		y := t.Y[i]
 		out[0] += m.evalRow(theta, t.RowTo(i, buf), y, pred)
-		switch {
-		case regression:
+		if regression {
 			d := pred[0] - y
 			out[1] += d * d
 			out[2] += y
 			out[3] += y * y
-		case predictedClass(pred) == int(y):
-			out[1]++
+			continue
 		}
+		lay.add(out, int(y), pred)
 	}
 	out[len(out)-1] += float64(t.Len())
 }
@@ -74,7 +78,7 @@ func predictedClass(pred []float64) int {
 
 // Finish turns summed Evaluate sums into Metrics. With no rows every score is
 // 0. R2 is 1 - SSE/SST with SST = Σy² - (Σy)²/n; when SST is 0 it is 1 for a
-// perfect fit and 0 otherwise.
+// perfect fit and 0 otherwise. Classification scores: see ClassReport.
 func Finish(m Model, sums []float64) Metrics {
 	if len(sums) != EvalLen(m) {
 		panic(fmt.Sprintf("train: Finish: %d sums, want %d", len(sums), EvalLen(m)))
@@ -86,6 +90,7 @@ func Finish(m Model, sums []float64) Metrics {
 	r := Metrics{N: int(n), Loss: sums[0] / n}
 	if m.Task() != TaskRegression {
 		r.Accuracy = sums[1] / n
+		r.Class = layoutOf(m.numClasses()).report(sums)
 		return r
 	}
 	sse, sy, syy := sums[1], sums[2], sums[3]

@@ -44,9 +44,10 @@ func newNetwork(spec ModelSpec, task string, features, classes, outputs int) *ne
 	return n
 }
 
-func (n *network) Task() string   { return n.task }
-func (n *network) NumParams() int { return n.nparams }
-func (n *network) Outputs() int   { return n.sizes[len(n.sizes)-1] }
+func (n *network) Task() string    { return n.task }
+func (n *network) numClasses() int { return n.classes }
+func (n *network) NumParams() int  { return n.nparams }
+func (n *network) Outputs() int    { return n.sizes[len(n.sizes)-1] }
 
 func (n *network) Shape() Shape {
 	s := Shape{Kind: n.spec.Kind, Task: n.task, Features: n.sizes[0], Classes: n.classes,
@@ -135,7 +136,13 @@ func (n *network) LossGrad(theta []float64, t *Table, rows []int, grad []float64
 		}
 		x := t.RowTo(r, n.x)
 		z := n.forward(theta, x)
-		lossSum += n.head.lossGrad(z, t.Y[r], n.delta[last])
+		loss := n.head.lossGrad(z, t.Y[r], n.delta[last])
+		if w := n.spec.ClassWeight; w != nil { // the row's class weight scales its loss and dloss/dz
+			c := w[int(t.Y[r])]
+			loss *= c
+			floats.Scale(c, n.delta[last])
+		}
+		lossSum += loss
 		for l := last; l >= 1; l-- { // backpropagation
 			w, _ := n.layer(theta, l)
 			gw, gb := n.layer(grad, l)

@@ -28,6 +28,10 @@ type ModelSpec struct {
 	Output     string  // mlp: TaskRegression, TaskBinary or TaskMulticlass
 	L2         float64 // λ of the penalty (λ/2)‖w‖² on the weights (not biases)
 	Seed       uint64  // mlp: seeds the initial weights
+	// ClassWeight, for classification, weighs each row's loss and gradient
+	// by the weight of its class: ClassWeight[y] for label y (0..classes-1).
+	// nil: every class weighs 1. See classweight.go.
+	ClassWeight []float64
 }
 
 // Model is a differentiable model over a flat parameter vector θ. The layout of
@@ -49,7 +53,9 @@ type Model interface {
 	Init(theta []float64)
 	// LossGrad adds Σ_rows ∇loss_row(θ) into grad and returns Σ_rows loss_row
 	// (no L2, no division by the count). rows are local indices into t,
-	// summed in the given order. It does not allocate.
+	// summed in the given order. With ModelSpec.ClassWeight each row's loss
+	// and gradient are multiplied by its class's weight. It does not
+	// allocate.
 	LossGrad(theta []float64, t *Table, rows []int, grad []float64) (lossSum float64)
 	// Regularize adds λw into grad for every weight (not the biases) and
 	// returns (λ/2)‖w‖².
@@ -60,8 +66,10 @@ type Model interface {
 	// Shape describes the model for model.json; LoadModel rebuilds it.
 	Shape() Shape
 
-	// evalRow is Predict plus the row's loss (for Evaluate).
+	// evalRow is Predict plus the row's loss (for Evaluate), unweighted.
 	evalRow(theta, x []float64, y float64, out []float64) (loss float64)
+	// numClasses returns the number of classes (0 for regression).
+	numClasses() int
 }
 
 // Shape describes a model well enough to rebuild it for prediction. It is
@@ -185,6 +193,9 @@ func NewModel(spec ModelSpec, features, classes int) (Model, error) {
 			return nil, fmt.Errorf("model: %s with %d classes: need at least 2", spec.Kind, classes)
 		}
 		outputs = classes
+	}
+	if err := checkClassWeight(spec.ClassWeight, task, classes); err != nil {
+		return nil, err
 	}
 	return newNetwork(spec, task, features, classes, outputs), nil
 }

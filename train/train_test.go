@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/dmlrun/dmlrun/data"
@@ -133,13 +134,13 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Sums of two halves finish like the sums of all.
-	a, b := make([]float64, 3), make([]float64, 3)
+	a, b := make([]float64, EvalLen(soft)), make([]float64, EvalLen(soft))
 	Evaluate(soft, theta, &Table{Features: 1, X: tab.X[:2], Y: tab.Y[:2]}, a)
 	Evaluate(soft, theta, &Table{Features: 1, X: tab.X[2:], Y: tab.Y[2:]}, b)
 	for i := range a {
 		a[i] += b[i]
 	}
-	if halves := Finish(soft, a); halves != got {
+	if halves := Finish(soft, a); !reflect.DeepEqual(halves, got) {
 		t.Errorf("halves %+v, all %+v", halves, got)
 	}
 }
