@@ -44,10 +44,11 @@ func newNetwork(spec ModelSpec, task string, features, classes, outputs int) *ne
 	return n
 }
 
-func (n *network) Task() string    { return n.task }
+func (n *network) Task() string   { return n.task }
+func (n *network) NumParams() int { return n.nparams }
+func (n *network) Outputs() int   { return n.sizes[len(n.sizes)-1] }
+
 func (n *network) numClasses() int { return n.classes }
-func (n *network) NumParams() int  { return n.nparams }
-func (n *network) Outputs() int    { return n.sizes[len(n.sizes)-1] }
 
 func (n *network) Shape() Shape {
 	s := Shape{Kind: n.spec.Kind, Task: n.task, Features: n.sizes[0], Classes: n.classes,
