@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,16 @@ type Optimizer struct {
 	Beta1    float64 `yaml:"beta1" json:"beta1"`
 	Beta2    float64 `yaml:"beta2" json:"beta2"`
 	Epsilon  float64 `yaml:"epsilon" json:"epsilon"`
+	// Schedule is the learning rate against the step: constant (default),
+	// invscaling (eta0 / t^power_t), step (eta0 · gamma^floor(t/step_size))
+	// or cosine (from eta0 down to 0 at the last step); warmup_steps ramp
+	// linearly up to eta0 first.
+	Schedule    string  `yaml:"schedule" json:"schedule"`
+	Eta0        float64 `yaml:"eta0" json:"eta0"`       // default lr
+	PowerT      float64 `yaml:"power_t" json:"power_t"` // default 0.25, scikit-learn's
+	StepSize    int     `yaml:"step_size" json:"step_size"`
+	Gamma       float64 `yaml:"gamma" json:"gamma"` // default 0.1
+	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"`
 }
 
 // Training sets the schedule.
@@ -239,6 +250,18 @@ func (c *Config) applyDefaults() {
 	}
 	if o.LR == 0 {
 		o.LR = 0.01
+	}
+	if o.Schedule == "" {
+		o.Schedule = "constant"
+	}
+	if o.Eta0 == 0 && !math.IsNaN(o.LR) && !math.IsInf(o.LR, 0) { // a bad lr is reported once, as lr
+		o.Eta0 = o.LR
+	}
+	if o.PowerT == 0 {
+		o.PowerT = 0.25
+	}
+	if o.Gamma == 0 {
+		o.Gamma = 0.1
 	}
 	// momentum, beta1, beta2 and epsilon default in train.OptimizerSpec.WithDefaults.
 	if c.Training.Steps == 0 && c.Training.Epochs == 0 {

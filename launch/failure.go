@@ -83,6 +83,9 @@ func (fs *failures) add(f failure) bool {
 		f.at = time.Now()
 	}
 	if fs.failed() {
+		if f.fault != "" { // a node's own fault is the cause even when a peer's failure came first
+			fs.list = append(fs.list, f)
+		}
 		return false
 	}
 	fs.list = append(fs.list, f)

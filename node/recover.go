@@ -38,6 +38,11 @@ func isRingFailure(err error) bool {
 	return errors.As(err, &r)
 }
 
+// IsPeerFailure reports whether err is a failure of the ring (a peer died,
+// stalled or closed its connections) rather than a fault of this node: a
+// launcher then looks for the cause on the other nodes.
+func IsPeerFailure(err error) bool { return isRingFailure(err) }
+
 // recover re-forms the ring after a failed collective: θ is untouched by the
 // failed step, so the survivors agree on a new ring epoch, on the step to go
 // on from (a node behind receives θ and optimizer state from one ahead),

@@ -32,9 +32,10 @@ var errNewMember = errors.New("a node joined: growing the ring")
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
 	w          *worker
-	lastEval   Eval  // the last evaluation, for the run's summary
-	recoveries int   // ring failures recovered from
-	comm       *Comm // w.comm: the current ring
+	lastEval   Eval           // the last evaluation, for the run's summary
+	rate       train.Schedule // the learning rate against the step
+	recoveries int            // ring failures recovered from
+	comm       *Comm          // w.comm: the current ring
 	cfg        *config.Config
 	log        *slog.Logger
 
@@ -92,7 +93,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	// No node starts training (and so none counts as lost later) before
 	// every node has read its rows: a node that cannot fails the start.
 	if err := w.comm.Barrier(sctx); err != nil {
-		return nil, fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err)
+		return nil, ringFailure(fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err))
 	}
 	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
@@ -142,6 +143,11 @@ func (t *trainer) build() error {
 	t.steps = cfg.Training.Steps
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
+	}
+	t.rate = train.Schedule{Kind: o.Schedule, Eta0: o.Eta0, PowerT: o.PowerT, StepSize: o.StepSize, Gamma: o.Gamma,
+		Warmup: o.WarmupSteps, Total: t.steps}
+	if err := t.rate.Validate(); err != nil {
+		return fmt.Errorf("optimizer: %w", err)
 	}
 	t.owned = data.Batch{}
 	t.eval = make([]float64, train.EvalLen(m))
@@ -194,7 +200,8 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		g[i] /= count
 	}
 	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
-	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
+	t.opt.SetLR(t.rate.Rate(step + 1)) // a function of the step alone: the same on every node
+	t.opt.Step(t.theta, g)             // θ changes only after a complete allreduce
 	if !finite(t.theta) || math.IsInf(loss, 0) {
 		return 0, t.diverged(step, "θ")
 	}
@@ -210,7 +217,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	sc := &stepContext{Context: ctx}
 	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
 	start := time.Now()
-	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
+	t.log.Info("training", "task", t.model.Task(), "loss", lossName(t.model.Task()), "classes", t.data.classes, "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
 		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", P,
 		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch, noticeIf(t.comm.Rank() == 0))
 	if t.w.resume {
@@ -412,4 +419,15 @@ func floatBytes(v []float64) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*8)
+}
+
+// lossName names the loss a task trains on, for the log.
+func lossName(task string) string {
+	switch task {
+	case train.TaskBinary:
+		return "binary cross-entropy"
+	case train.TaskMulticlass:
+		return "cross-entropy"
+	}
+	return "mse"
 }

@@ -416,7 +416,9 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	res, err := node.Run(ctx, o)
 	stopProgress()
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) { // its own fault, not a loss
+		// Its own fault, reported even when the launcher is stopping the job
+		// already (another node's failure, caused by this one, came first).
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) && !node.IsPeerFailure(err) {
 			_ = child.Send(launch.NodeReport{Fault: err.Error()})
 		}
 		return err

@@ -188,6 +188,13 @@ model: {kind: mlp, hidden: [8], activation: tanh}
 optimizer: {kind: adam, lr: 0.01}
 training: {batch_size: 32, epochs: 3}
 `,
+		`name: mb-schedule
+seed: 7
+data: {format: synthetic, synthetic: {task: regression, samples: 257, features: 4, noise: 0.1}}
+model: {kind: linear}
+optimizer: {kind: momentum, lr: 0.05, schedule: invscaling, power_t: 0.5, warmup_steps: 5}
+training: {batch_size: 16, steps: 40}
+`,
 	} {
 		cfg := jobConfig(t, dir, body)
 		one, _ := trainNP(t, 1, cfg)
