@@ -51,6 +51,7 @@ type Data struct {
 	Normalize bool       `yaml:"normalize" json:"normalize"`
 	DType     string     `yaml:"dtype" json:"dtype"` // float64 (default) or float32: how features are kept in memory
 	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
+	Resample  string     `yaml:"resample" json:"resample,omitempty"` // over or under: balance the classes of every epoch (data.Resampler)
 }
 
 // Paths is a list of data paths (files, directories, glob patterns),
@@ -100,6 +101,8 @@ type Model struct {
 	Output     string  `yaml:"output" json:"output,omitempty"`         // mlp: regression, binary or multiclass
 	Classes    int     `yaml:"classes" json:"classes,omitempty"`       // softmax/mlp; 0 = from the data
 	L2         float64 `yaml:"l2" json:"l2"`
+	// ClassWeight weighs each class's rows: balanced or a map from label to weight.
+	ClassWeight *ClassWeight `yaml:"class_weight" json:"class_weight,omitempty"`
 }
 
 // Optimizer chooses the update rule.

@@ -233,6 +233,7 @@ func (c *Config) Validate() error {
 	} else if cl.Encrypt && cl.FrameMAC == "off" {
 		bad("cluster.encrypt", "true with cluster.frame_mac: off: encryption authenticates every frame; drop frame_mac or set it to on")
 	}
+	c.validateImbalance(bad)
 	count("checkpoint.every", int64(c.Checkpoint.Every), 0, " is negative (0 means no checkpoints)", MaxCheckpointEvery, "10^9 steps between checkpoints")
 	return errors.Join(errs...)
 }
