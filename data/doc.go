@@ -25,7 +25,10 @@
 // batch). [Held.Batch] picks a node's rows of a batch, shard by shard in row
 // order, the order in which gradients are summed. None of this depends on
 // the number of nodes, so the sum over nodes is always the gradient of the
-// whole batch.
+// whole batch. A [Resampler] replaces the permutation by a class-balanced
+// sequence (over- or under-sampling) drawn from (seed, epoch) and the
+// allreduced class counts of every shard ([ShardClassCounts]), the same for
+// any number of nodes.
 //
 // # Labels and standardization
 //

@@ -71,6 +71,7 @@ const (
 	streamWeights = 0x5ca1ab1e_0000_0002
 	streamMLP     = 0x5ca1ab1e_0000_0003
 	streamPerm    = 0x5ca1ab1e_0000_0004
+	streamSample  = 0x5ca1ab1e_0000_0005 // resampled epochs (resample.go)
 )
 
 // mix is the splitmix64 finalizer: it spreads a seed over all 64 bits.
