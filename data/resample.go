@@ -52,8 +52,9 @@ const MaxResampledRows = 1 << 28
 //	}
 //
 // A Resampler keeps the current epoch's sequence and, for each held shard,
-// its rows ordered by class (4 bytes a row, rebuilt when the shard's table
-// changes): Batch allocates only while those are built.
+// its rows ordered by class (4 bytes a row, built when the shard's table is
+// first seen, dropped when it is no longer held): Batch allocates only while
+// those are built.
 type Resampler struct {
 	seed   uint64
 	mode   string
@@ -233,6 +234,11 @@ func (r *Resampler) Batch(step int, h *Held, owns func(v int) bool) ([]int, erro
 	_, _, entries := r.Entries(step)
 	r.out = r.out[:0]
 	V := r.s.Shards()
+	for v, o := range r.order { // let go of the shards no longer held
+		if o.t != nil && h.tables[v] != o.t {
+			r.order[v] = sorted{}
+		}
+	}
 	for _, e := range entries {
 		c := sort.SearchInts(r.off, e+1) - 1 // the last class starting at or before e
 		j := e - r.off[c]

@@ -26,6 +26,7 @@ type nodeData struct {
 	features    int
 	classes     int
 	mean, std   []float64 // standardization, nil without
+	classCounts []float64 // training rows per class (per shard with data.resample), for imbalance.go; nil without
 	read        int       // rows parsed by the last loadData
 	readTook    time.Duration
 }
@@ -160,6 +161,11 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 	}
 	for _, t := range append(newTrain, newTest...) {
 		if err := t.PrepareLabels(d.task, d.classes); err != nil {
+			return nil, err
+		}
+	}
+	if prev == nil {
+		if err := d.countClasses(ctx, c, cfg, newTrain); err != nil {
 			return nil, err
 		}
 	}

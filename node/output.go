@@ -68,6 +68,13 @@ func (t *trainer) saveModel() error {
 	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
 		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
 		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:])}
+	if t.lastMetrics.N > 0 {
+		set := "test"
+		if t.data.test == nil {
+			set = "train"
+		}
+		f.Eval = t.lastMetrics.Report(t.lastEval.Step, set)
+	}
 	b, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
 		return err

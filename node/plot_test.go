@@ -20,7 +20,7 @@ func TestSaveTrainingPlot(t *testing.T) {
 	for _, reg := range []bool{false, true} {
 		dir := t.TempDir()
 		for i, world := range []int{3, 2} {
-			m, err := newMetricsWriter(dir, i > 0)
+			m, err := newMetricsWriter(dir, i > 0, 2)
 			if err != nil {
 				t.Fatal(err)
 			}

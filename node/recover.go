@@ -218,7 +218,8 @@ func (t *trainer) resume(ctx context.Context) error {
 }
 
 // shareDataShape broadcasts from root what every node must agree on about
-// the data: the number of classes and the standardization statistics.
+// the data: the number of classes, the standardization statistics and the
+// class counts (imbalance.go).
 func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 	f := t.data.features
 	buf := make([]float64, 2+2*f)
@@ -237,7 +238,7 @@ func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 	if buf[1] == 1 {
 		t.data.mean, t.data.std = buf[2:2+f], buf[2+f:]
 	}
-	return nil
+	return t.shareClassCounts(ctx, root)
 }
 
 // quorum counts the processes of view that were in ring, the last committed

@@ -47,6 +47,8 @@ type trainer struct {
 	eval  []float64 // evaluation sums
 
 	sched                  *data.Schedule
+	resample               *data.Resampler // data.resample: the class-balanced epochs (nil: sched)
+	lastMetrics            train.Metrics   // the last evaluation's metrics, for model.json
 	steps, perEpoch, batch int
 	owned                  data.Batch // this node's rows of the current batch, by shard
 	metrics                *metricsWriter
@@ -122,6 +124,11 @@ func (t *trainer) build() error {
 	if spec.Kind == train.KindMLP {
 		spec.Output = d.task
 	}
+	cw, err := classWeights(cfg, d)
+	if err != nil {
+		return err
+	}
+	spec.ClassWeight = cw
 	m, err := train.NewModel(spec, d.features, d.classes)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
@@ -140,6 +147,9 @@ func (t *trainer) build() error {
 	}
 	t.sched = data.NewSchedule(cfg.Seed, d.rows, cfg.Training.BatchSize)
 	t.perEpoch = t.sched.StepsPerEpoch()
+	if err := t.buildResampler(); err != nil { // data.resample: other epochs
+		return err
+	}
 	t.steps = cfg.Training.Steps
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
@@ -161,7 +171,7 @@ func (t *trainer) openMetrics(appendTo bool) error {
 		return nil
 	}
 	var err error
-	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir, appendTo)
+	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir, appendTo, t.data.classes)
 	return err
 }
 
@@ -170,8 +180,7 @@ func (t *trainer) openMetrics(appendTo bool) error {
 func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	P := t.model.NumParams()
 	t0 := time.Now()
-	_, _, batch := t.sched.Batch(step)
-	if err := t.data.train.Batch(batch, t.data.part.OwnsShard, &t.owned); err != nil {
+	if err := t.ownBatch(step); err != nil {
 		return 0, err
 	}
 	clear(t.v)
@@ -374,6 +383,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 	if m.N == 0 {
 		return nil
 	}
+	t.noteClasses(step, m)
 	t.w.prom.eval(m, t.model.Task() == train.TaskRegression)
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
 	if t.comm.Rank() == 0 {

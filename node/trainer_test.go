@@ -18,6 +18,17 @@ import (
 
 func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 	t.Helper()
+	trs, err := startTrainers(t, n, yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trs
+}
+
+// startTrainers starts n trainers of the job yaml over TCP, or returns why
+// they could not start.
+func startTrainers(t *testing.T, n int, yaml string) ([]*trainer, error) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -36,30 +47,36 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 		trs[c.Rank()], err = newTrainer(context.Background(), w)
 		return err
 	})
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		for _, tr := range trs {
-			if tr.metrics != nil {
+			if tr != nil && tr.metrics != nil {
 				tr.metrics.Close()
 			}
 		}
 	})
-	return trs
+	return trs, errors.Join(errs...)
 }
 
 // TestStepLoopDoesNotAllocate runs steps of logistic regression and of an
 // mlp on two ranks over TCP, with Prometheus metrics on, and counts heap
-// allocations.
+// allocations; also with class weights and resampled epochs.
 func TestStepLoopDoesNotAllocate(t *testing.T) {
-	for _, model := range []string{"{kind: logistic, l2: 0.01}", "{kind: mlp, hidden: [16, 8]}"} {
+	for _, c := range []struct{ model, resample string }{
+		{"{kind: logistic, l2: 0.01}", ""},
+		{"{kind: mlp, hidden: [16, 8]}", ""},
+		{"{kind: logistic, class_weight: balanced}", "over"},
+		{"{kind: mlp, hidden: [8], class_weight: {0: 1, 1: 3}}", "under"},
+	} {
+		model := c.model + " resample " + c.resample
 		trs := testTrainers(t, 2, `
-data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 5000, features: 20, noise: 0.5}}
-model: `+model+`
+data: {format: synthetic, normalize: true, resample: "`+c.resample+`", synthetic: {task: binary, samples: 5000, features: 20, noise: 0.5}}
+model: `+c.model+`
 optimizer: {kind: adam, lr: 0.01}
 training: {batch_size: 64, steps: 2000}
 `)
+		if (c.resample != "") != (trs[0].resample != nil) {
+			t.Fatalf("%s: resampler %v", model, trs[0].resample)
+		}
 		const warm, steps = 20, 200
 		start, done := make(chan int), make(chan error)
 		var wg sync.WaitGroup

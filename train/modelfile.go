@@ -18,6 +18,35 @@ type ModelFile struct {
 	Steps        int       `json:"steps_done"`
 	RunDigest    string    `json:"run_digest"`
 	ThetaSHA256  string    `json:"theta_sha256"`
+	// Eval is the run's last evaluation (written by dmlrun; optional).
+	Eval *EvalReport `json:"eval,omitempty"`
+}
+
+// EvalReport is an evaluation as model.json keeps it: the scores of
+// Metrics, those of the other task left out. For classification it holds
+// the ClassReport's fields too (precision, recall, f1, support, macro_f1,
+// auc, confusion).
+type EvalReport struct {
+	Step     int      `json:"step"`
+	Set      string   `json:"set"` // "test", or "train" without a test set
+	Rows     int      `json:"rows"`
+	Loss     float64  `json:"loss"`
+	MSE      *float64 `json:"mse,omitempty"`
+	R2       *float64 `json:"r2,omitempty"`
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	*ClassReport
+}
+
+// Report returns m as model.json keeps it, for the evaluation after step
+// on set.
+func (m Metrics) Report(step int, set string) *EvalReport {
+	r := &EvalReport{Step: step, Set: set, Rows: m.N, Loss: m.Loss, ClassReport: m.Class}
+	if m.Class != nil {
+		r.Accuracy = &m.Accuracy
+	} else {
+		r.MSE, r.R2 = &m.MSE, &m.R2
+	}
+	return r
 }
 
 // ReadModelFile reads and checks a model.json.
