@@ -144,18 +144,26 @@ func labelList(task string, tot []float64) string {
 	return strings.Join(l, ", ")
 }
 
-// buildResampler sets up data.resample's schedule: the resampler, the steps
-// per epoch and the batch size of the log line.
-func (t *trainer) buildResampler() error {
-	mode := t.cfg.Data.Resample
-	if mode == "" {
+// setupImbalance sets up data.resample's schedule: the resampler, the steps
+// per epoch and the batch size of the log line. It says once (rank 0, a
+// notice) what the imbalance options make of the class counts.
+func (t *trainer) setupImbalance() error {
+	if !wantsClassCounts(t.cfg) {
 		return nil
 	}
-	r, err := data.NewResampler(t.cfg.Seed, mode, t.data.trainSrc.Sharding(), t.data.classes, t.data.classCounts, t.cfg.Training.BatchSize)
-	if err != nil {
-		return fmt.Errorf("data.resample: %w", err)
+	attrs := []any{"rows per class", t.data.classTotals()}
+	if w, _ := classWeights(t.cfg, t.data); w != nil {
+		attrs = append(attrs, "class weights", w)
 	}
-	t.resample, t.perEpoch, t.batch = r, r.StepsPerEpoch(), r.BatchSize()
+	if mode := t.cfg.Data.Resample; mode != "" {
+		r, err := data.NewResampler(t.cfg.Seed, mode, t.data.trainSrc.Sharding(), t.data.classes, t.data.classCounts, t.cfg.Training.BatchSize)
+		if err != nil {
+			return fmt.Errorf("data.resample: %w", err)
+		}
+		t.resample, t.perEpoch, t.batch = r, r.StepsPerEpoch(), r.BatchSize()
+		attrs = append(attrs, "resample", mode, "rows per epoch", r.EpochRows(), "steps per epoch", t.perEpoch)
+	}
+	t.log.Info("class balance", append(attrs, noticeIf(t.comm != nil && t.comm.Rank() == 0))...)
 	return nil
 }
 

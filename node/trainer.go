@@ -147,7 +147,7 @@ func (t *trainer) build() error {
 	}
 	t.sched = data.NewSchedule(cfg.Seed, d.rows, cfg.Training.BatchSize)
 	t.perEpoch = t.sched.StepsPerEpoch()
-	if err := t.buildResampler(); err != nil { // data.resample: other epochs
+	if err := t.setupImbalance(); err != nil { // data.resample: other epochs (imbalance.go)
 		return err
 	}
 	t.steps = cfg.Training.Steps
