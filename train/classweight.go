@@ -5,17 +5,6 @@ import (
 	"math"
 )
 
-// Class weights (ModelSpec.ClassWeight) multiply each training row's loss
-// and gradient by the weight of its class. The step still divides the
-// allreduced sums by the number of rows in the batch, not by the sum of
-// their weights (scikit-learn's SGDClassifier does the same):
-//
-//	g = (1/B) Σ_{i in batch} w[y_i] ∇loss_i(θ)
-//
-// With balanced weights (BalancedWeights) the weights of all N training rows
-// add up to N, so for a full batch the two divisors agree. Evaluation
-// (Evaluate) reports the unweighted loss.
-
 // BalancedWeights returns scikit-learn's "balanced" class weights for the
 // class counts of the whole training set: w_c = N / (K × count_c), with N
 // the number of rows and K the number of classes that have rows. A class

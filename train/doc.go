@@ -44,5 +44,13 @@
 //
 // Evaluate writes sums (EvalLen long) that nodes allreduce; Finish turns them
 // into [Metrics]: loss, MSE and R² for regression, loss and accuracy for
-// classification.
+// classification, with a [ClassReport] of per-class precision, recall and
+// F1, macro-F1, the confusion matrix and (two classes) ROC AUC, all from
+// counts, so they do not depend on the number of nodes.
+//
+// # Class weights
+//
+// ModelSpec.ClassWeight weighs each row's loss and gradient by its class
+// ([BalancedWeights]: scikit-learn's "balanced"); the field's doc says what
+// the step divides by.
 package train

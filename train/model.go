@@ -29,8 +29,12 @@ type ModelSpec struct {
 	L2         float64 // λ of the penalty (λ/2)‖w‖² on the weights (not biases)
 	Seed       uint64  // mlp: seeds the initial weights
 	// ClassWeight, for classification, weighs each row's loss and gradient
-	// by the weight of its class: ClassWeight[y] for label y (0..classes-1).
-	// nil: every class weighs 1. See classweight.go.
+	// by the weight of its class: ClassWeight[y] for label y (0..classes-1);
+	// nil: every class weighs 1. LossGrad's sums are then Σ w[y_i] loss_i and
+	// Σ w[y_i] ∇loss_i; dmlrun divides them by the batch's row count B, not
+	// by Σ w[y_i] (as scikit-learn's SGDClassifier does). With
+	// BalancedWeights the weights of all rows add up to their number, so the
+	// two agree for a full batch. Evaluate reports the unweighted loss.
 	ClassWeight []float64
 }
 
