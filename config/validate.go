@@ -213,6 +213,11 @@ func (c *Config) Validate() error {
 	if t.Steps > 0 && t.Epochs > 0 {
 		bad("training", "set steps or epochs, not both")
 	}
+	if t.Tol != nil {
+		finite("training.tol", *t.Tol)
+	}
+	count("training.n_iter_no_change", int64(t.NIterNoChange), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
+	count("training.max_epochs", int64(t.MaxEpochs), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
 	count("training.eval_every", int64(t.EvalEvery), 0, " is negative", MaxEvalEvery, "10^9 steps between evaluations")
 	cl := c.Cluster
 	count("cluster.nodes", int64(cl.Nodes), 1, ": want at least 1", MaxNodes, "4096 nodes")

@@ -191,14 +191,13 @@ func (t *trainer) resume(ctx context.Context) error {
 				return err
 			}
 		}
-		st := t.opt.State()
-		buf := make([]float64, 0, len(t.theta)+len(st))
-		buf = append(append(buf, t.theta...), st...)
+		buf := make([]float64, 0, len(t.theta)+t.stateLen())
+		buf = t.appendState(append(buf, t.theta...))
 		if err := c.Broadcast(ctx, root, buf); err != nil {
 			return err
 		}
 		copy(t.theta, buf)
-		if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
+		if err := t.setState(buf[len(t.theta):]); err != nil {
 			return err
 		}
 		t.done = high
