@@ -135,6 +135,10 @@ type Training struct {
 	Tol           *float64 `yaml:"tol" json:"tol,omitempty"`
 	NIterNoChange int      `yaml:"n_iter_no_change" json:"n_iter_no_change,omitempty"` // default 5
 	MaxEpochs     int      `yaml:"max_epochs" json:"max_epochs,omitempty"`             // default 1000, scikit-learn's max_iter
+	// ValidationFraction holds out this fraction of the training rows (a
+	// split drawn from the seed, the same for any n); the stopping rule then
+	// judges the validation score, as scikit-learn's early_stopping.
+	ValidationFraction float64 `yaml:"validation_fraction" json:"validation_fraction,omitempty"`
 }
 
 // Cluster sets the size of the job and its deadlines.

@@ -207,6 +207,7 @@ func (t *trainer) resume(ctx context.Context) error {
 		return err
 	}
 	t.data = d
+	t.buildValidation()
 	t.log.Info("rows read for the new ring", "rows", d.read, "own rows", d.train.Len(), "took", d.readTook.Round(time.Millisecond))
 	t.evalNext = true // metrics.csv shows the new world size from here
 	if c.Rank() != 0 && t.metrics != nil {

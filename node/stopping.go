@@ -41,14 +41,29 @@ func (s *stopper) step(loss, rows float64) {
 	s.rows += rows
 }
 
-// endEpoch closes the epoch that ends after step done and reports whether
-// the rule stops the run there, and why.
+// endEpoch closes the epoch that ends after step done, judged on its mean
+// training loss, and reports whether the rule stops the run there, and why.
 func (s *stopper) endEpoch(done, epoch int) (bool, string) {
 	if !s.on || s.rows == 0 {
 		return false, ""
 	}
 	loss := s.sum / s.rows
 	s.sum, s.rows = 0, 0
+	return s.judge(loss, done, epoch, "the epoch's training loss")
+}
+
+// endEpochOn closes the epoch judged on value (lower is better, e.g. a
+// negated validation score) instead of the training loss.
+func (s *stopper) endEpochOn(value float64, done, epoch int, what string) (bool, string) {
+	if !s.on {
+		return false, ""
+	}
+	s.sum, s.rows = 0, 0
+	return s.judge(value, done, epoch, what)
+}
+
+// judge applies the rule to the epoch's value.
+func (s *stopper) judge(loss float64, done, epoch int, what string) (bool, string) {
 	if loss > s.best-s.tol {
 		s.bad++
 	} else {
@@ -59,8 +74,8 @@ func (s *stopper) endEpoch(done, epoch int) (bool, string) {
 		return false, ""
 	}
 	s.stopped = done
-	return true, fmt.Sprintf("the epoch's training loss did not improve by more than tol=%g for %d epochs in a row (epoch %d: %.6g, best %.6g)",
-		s.tol, s.patience, epoch, loss, s.best)
+	return true, fmt.Sprintf("%s did not improve by more than tol=%g for %d epochs in a row (epoch %d: %.6g, best %.6g)",
+		what, s.tol, s.patience, epoch, loss, s.best)
 }
 
 // appendState appends the rule's state (best, bad, sum, rows, stopped).

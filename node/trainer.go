@@ -37,6 +37,9 @@ type trainer struct {
 	stop       stopper        // scikit-learn's tol / n_iter_no_change rule
 	stopReason string         // why the rule stopped the run ("" when it ran to the end)
 	lastRows   float64        // the last step's global batch rows
+	valFrac    float64        // training.validation_fraction
+	trainBuf   []int          // a batch's training rows (without the validation split)
+	valTables  []*data.Table  // this node's validation rows
 	recoveries int            // ring failures recovered from
 	comm       *Comm          // w.comm: the current ring
 	cfg        *config.Config
@@ -101,6 +104,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
 	}
+	t.buildValidation()
 	return t, nil
 }
 
@@ -153,6 +157,8 @@ func (t *trainer) build() error {
 		return fmt.Errorf("optimizer: %w", err)
 	}
 	t.stop = newStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)
+	t.valFrac = cfg.Training.ValidationFraction
+	t.trainBuf = make([]int, 0, t.batch)
 	t.owned = data.Batch{}
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
@@ -175,6 +181,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	P := t.model.NumParams()
 	t0 := time.Now()
 	_, _, batch := t.sched.Batch(step)
+	batch = t.trainingRows(batch)
 	if err := t.data.train.Batch(batch, t.data.part.OwnsShard, &t.owned); err != nil {
 		return 0, err
 	}
@@ -193,6 +200,10 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
 	count := t.v[P+1]
+	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
+		t.done, t.lastRows = step+1, 0
+		return 0, nil
+	}
 	if count == 0 {
 		return 0, fmt.Errorf("step %d: the batch is empty", step)
 	}
@@ -249,7 +260,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 				return err
 			}
 			t.w.progress.stepped(t.done, loss, t.stats.Samples)
-			t.applyStoppingRule(loss)
+			if err := t.applyStoppingRule(sc.reset(stepTimeout), loss); err != nil {
+				return err
+			}
 			if !t.failedAt.IsZero() {
 				t.firstStepAfterRecovery()
 			}
@@ -441,15 +454,34 @@ func lossName(task string) string {
 // applyStoppingRule feeds the step's loss to the stopping rule and, at the
 // end of an epoch where the rule stops, makes this step the last: the θ
 // check, the final evaluation and the outputs follow as at a planned end.
-func (t *trainer) applyStoppingRule(loss float64) {
+// With a validation split the rule judges the validation score (one
+// allreduce at each epoch's end).
+func (t *trainer) applyStoppingRule(ctx context.Context, loss float64) error {
 	t.stop.step(loss, t.lastRows)
-	if t.done%t.perEpoch != 0 {
-		return
+	if !t.stop.on || t.done%t.perEpoch != 0 {
+		return nil
 	}
-	if stop, why := t.stop.endEpoch(t.done, t.done/t.perEpoch); stop {
+	epoch := t.done / t.perEpoch
+	var stop bool
+	var why string
+	if t.valFrac > 0 {
+		v, err := t.validationScore(ctx, t.done)
+		if err != nil {
+			return err
+		}
+		what := "the validation accuracy"
+		if t.model.Task() == train.TaskRegression {
+			what = "the validation R²"
+		}
+		stop, why = t.stop.endEpochOn(v, t.done, epoch, what+" (negated)")
+	} else {
+		stop, why = t.stop.endEpoch(t.done, epoch)
+	}
+	if stop {
 		t.steps, t.stopReason = t.done, why
-		t.log.Info("stopping early", "step", t.done, "epoch", t.done/t.perEpoch, "reason", why, noticeIf(t.comm.Rank() == 0))
+		t.log.Info("stopping early", "step", t.done, "epoch", epoch, "reason", why, noticeIf(t.comm.Rank() == 0))
 	}
+	return nil
 }
 
 // stateLen is the length of the state that travels with θ: the optimizer's

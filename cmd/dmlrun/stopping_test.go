@@ -59,3 +59,21 @@ func TestEarlyStoppingThroughFailure(t *testing.T) {
 		t.Fatalf("θ differs from the undisturbed run by %g", d)
 	}
 }
+
+// TestEarlyStoppingOnValidation: with validation_fraction the rule judges
+// the held-out score; the split and so the stop are the same on 1 node and 3.
+func TestEarlyStoppingOnValidation(t *testing.T) {
+	dir := t.TempDir()
+	body := strings.Replace(stoppingJob, "training: {", "training: {validation_fraction: 0.2, ", 1)
+	one, _ := trainNP(t, 1, jobConfig(t, dir, body))
+	three, _ := trainNP(t, 3, jobConfig(t, dir, body))
+	if !strings.Contains(one.Stopped, "the validation accuracy (negated) did not improve") {
+		t.Fatalf("1 node: %d steps, stopped %q", one.Steps, one.Stopped)
+	}
+	if three.Steps != one.Steps || three.Stopped != one.Stopped {
+		t.Fatalf("3 nodes stopped at step %d (%q), 1 node at %d (%q)", three.Steps, three.Stopped, one.Steps, one.Stopped)
+	}
+	if d := relDiff(three.Theta, one.Theta); d > 1e-9 {
+		t.Fatalf("θ on 3 nodes differs from 1 node by %g", d)
+	}
+}
