@@ -448,6 +448,7 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 			_ = child.Send(launch.NodeReport{Progress: &lp})
 		}
 	}
+	changed := p.Changed()
 	wg.Go(func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -457,6 +458,8 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 				send()
 				return
 			case <-t.C:
+				send()
+			case <-changed:
 				send()
 			}
 		}
