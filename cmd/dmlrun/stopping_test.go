@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dmlrun/dmlrun/train"
 )
 
 // stoppingJob has no steps or epochs: tol decides, within max_epochs.
@@ -26,12 +28,7 @@ func TestEarlyStoppingSameForAnyN(t *testing.T) {
 	if one.Steps >= 200*perEpoch || one.Steps%perEpoch != 0 || !strings.Contains(one.Stopped, "did not improve by more than tol=0.001 for 3 epochs") {
 		t.Fatalf("1 node: %d steps, stopped %q: want an early stop at an epoch's end", one.Steps, one.Stopped)
 	}
-	if three.Steps != one.Steps || three.Stopped != one.Stopped {
-		t.Fatalf("3 nodes stopped at step %d (%q), 1 node at %d (%q)", three.Steps, three.Stopped, one.Steps, one.Stopped)
-	}
-	if d := relDiff(three.Theta, one.Theta); d > 1e-9 {
-		t.Fatalf("θ on 3 nodes differs from 1 node by %g", d)
-	}
+	sameStop(t, three, one)
 }
 
 // TestEarlyStoppingThroughFailure: a node killed mid-run does not move the
@@ -51,13 +48,7 @@ func TestEarlyStoppingThroughFailure(t *testing.T) {
 	if !strings.Contains(stdout.String(), "all 2 nodes hold identical θ") {
 		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
 	}
-	m := readModel(t, cfg)
-	if m.Steps != ref.Steps || m.Stopped != ref.Stopped {
-		t.Fatalf("stopped at step %d (%q) through a failure, %d (%q) without", m.Steps, m.Stopped, ref.Steps, ref.Stopped)
-	}
-	if d := relDiff(m.Theta, ref.Theta); d > 1e-9 {
-		t.Fatalf("θ differs from the undisturbed run by %g", d)
-	}
+	sameStop(t, readModel(t, cfg), ref)
 }
 
 // TestEarlyStoppingOnValidation: with validation_fraction the rule judges
@@ -70,10 +61,17 @@ func TestEarlyStoppingOnValidation(t *testing.T) {
 	if !strings.Contains(one.Stopped, "the validation accuracy (negated) did not improve") {
 		t.Fatalf("1 node: %d steps, stopped %q", one.Steps, one.Stopped)
 	}
-	if three.Steps != one.Steps || three.Stopped != one.Stopped {
-		t.Fatalf("3 nodes stopped at step %d (%q), 1 node at %d (%q)", three.Steps, three.Stopped, one.Steps, one.Stopped)
+	sameStop(t, three, one)
+}
+
+// sameStop fails t unless got stopped at want's step, for want's reason,
+// with want's θ (within 1e-9).
+func sameStop(t *testing.T, got, want *train.ModelFile) {
+	t.Helper()
+	if got.Steps != want.Steps || got.Stopped != want.Stopped {
+		t.Fatalf("stopped at step %d (%q), the reference at %d (%q)", got.Steps, got.Stopped, want.Steps, want.Stopped)
 	}
-	if d := relDiff(three.Theta, one.Theta); d > 1e-9 {
-		t.Fatalf("θ on 3 nodes differs from 1 node by %g", d)
+	if d := relDiff(got.Theta, want.Theta); d > 1e-9 {
+		t.Fatalf("θ differs from the reference's by %g", d)
 	}
 }
