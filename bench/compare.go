@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 // The systems of a comparison, in table order. dmlrun is always measured;
@@ -57,6 +59,9 @@ type CompareOptions struct {
 	// Timeout bounds each run (one system, one n, one round); a run still
 	// going is killed. 0 means 10 minutes.
 	Timeout time.Duration `json:"timeout"`
+	// Display, when set, shows which run (system, n, round) of how many is
+	// going, and the launcher's lines above it.
+	Display *launch.Display `json:"-"`
 }
 
 // DefaultCompareOptions are the defaults of `dmlrun bench compare`.
@@ -355,6 +360,17 @@ func Compare(ctx context.Context, o CompareOptions, dmlrunArgv []string, out, lo
 
 	var dmlrunErrs []error
 	var stopped error
+	total, done := 0, 0
+	for _, s := range c.Systems {
+		if s.Available {
+			total += len(o.NPs) * o.Rounds
+		}
+	}
+	progress := func(what string) {
+		if o.Display != nil {
+			o.Display.Update(launch.Progress{Phase: "compare " + what, Unit: "run", Step: done, Steps: total})
+		}
+	}
 runs:
 	for _, n := range o.NPs {
 		ar := o.allReduce(n)
@@ -367,6 +383,7 @@ runs:
 				if !c.Systems[i].Available || timedOut[name] {
 					continue
 				}
+				progress(fmt.Sprintf("%s n=%d round %d/%d", name, n, round, o.Rounds))
 				rctx, cancel := context.WithTimeout(ctx, o.timeout())
 				start := time.Now()
 				rows, err := s.run(rctx, n)
@@ -393,6 +410,8 @@ runs:
 					fmt.Fprintf(log, "bench compare: %s: %d sizes in %.1fs\n", what, len(rows), rec.Seconds)
 				}
 				b.Runs = append(b.Runs, rec)
+				done++
+				progress(fmt.Sprintf("%s n=%d round %d/%d", name, n, round, o.Rounds))
 			}
 		}
 	}

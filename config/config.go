@@ -131,6 +131,17 @@ type Training struct {
 	Steps     int `yaml:"steps" json:"steps"`
 	Epochs    int `yaml:"epochs" json:"epochs"`
 	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+	// Tol turns on scikit-learn's stopping rule: stop when the epoch's mean
+	// training loss has not improved by more than tol for n_iter_no_change
+	// epochs in a row. Unset: no rule. With tol and neither steps nor
+	// epochs, the run is bounded by max_epochs.
+	Tol           *float64 `yaml:"tol" json:"tol,omitempty"`
+	NIterNoChange int      `yaml:"n_iter_no_change" json:"n_iter_no_change,omitempty"` // default 5
+	MaxEpochs     int      `yaml:"max_epochs" json:"max_epochs,omitempty"`             // default 1000, scikit-learn's max_iter
+	// ValidationFraction holds out this fraction of the training rows (a
+	// split drawn from the seed, the same for any n); the stopping rule then
+	// judges the validation score, as scikit-learn's early_stopping.
+	ValidationFraction float64 `yaml:"validation_fraction" json:"validation_fraction,omitempty"`
 }
 
 // Cluster sets the size of the job and its deadlines.
@@ -267,8 +278,17 @@ func (c *Config) applyDefaults() {
 		o.Gamma = 0.1
 	}
 	// momentum, beta1, beta2 and epsilon default in train.OptimizerSpec.WithDefaults.
+	if c.Training.NIterNoChange == 0 {
+		c.Training.NIterNoChange = 5
+	}
+	if c.Training.MaxEpochs == 0 {
+		c.Training.MaxEpochs = 1000
+	}
 	if c.Training.Steps == 0 && c.Training.Epochs == 0 {
 		c.Training.Epochs = 1
+		if c.Training.Tol != nil { // the rule decides, up to max_epochs
+			c.Training.Epochs = c.Training.MaxEpochs
+		}
 	}
 	if c.Cluster.Nodes == 0 {
 		c.Cluster.Nodes = 1

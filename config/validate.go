@@ -213,6 +213,16 @@ func (c *Config) Validate() error {
 	if t.Steps > 0 && t.Epochs > 0 {
 		bad("training", "set steps or epochs, not both")
 	}
+	if t.Tol != nil {
+		finite("training.tol", *t.Tol)
+	}
+	if finite("training.validation_fraction", t.ValidationFraction) && (t.ValidationFraction < 0 || t.ValidationFraction >= 1) {
+		bad("training.validation_fraction", "%v: want 0 <= fraction < 1", t.ValidationFraction)
+	} else if t.ValidationFraction > 0 && t.Tol == nil {
+		bad("training.validation_fraction", "holds out rows for the stopping rule: set training.tol too")
+	}
+	count("training.n_iter_no_change", int64(t.NIterNoChange), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
+	count("training.max_epochs", int64(t.MaxEpochs), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
 	count("training.eval_every", int64(t.EvalEvery), 0, " is negative", MaxEvalEvery, "10^9 steps between evaluations")
 	cl := c.Cluster
 	count("cluster.nodes", int64(cl.Nodes), 1, ": want at least 1", MaxNodes, "4096 nodes")

@@ -67,6 +67,7 @@ type Resampler struct {
 	take   int   // entries of each present class per epoch (m or M)
 	rows   int   // entries per epoch
 	batch  int   // B (the epoch's rows for a full batch)
+	skip   func(row int) bool
 
 	epoch   int
 	seq     []int    // the current epoch's entries
@@ -83,11 +84,13 @@ type sorted struct {
 }
 
 // ShardClassCounts adds into counts (Shards()*classes long) the rows of
-// each class in each table, counts[v*classes+c] for class c of shard v.
-// Every table must be one virtual shard of s whose labels are class indices
+// each class in each table, counts[v*classes+c] for class c of shard v,
+// leaving out the global rows for which skip is true (nil: none; e.g. a
+// validation split, which must be a function of the row alone). Every table
+// must be one virtual shard of s whose labels are class indices
 // 0..classes-1 (after PrepareLabels). Summed over the nodes' tables
-// (allreduce), they are the input of NewResampler.
-func ShardClassCounts(s Sharding, tables []*Table, classes int, counts []float64) error {
+// (allreduce), they are the input of NewResampler, with the same skip.
+func ShardClassCounts(s Sharding, tables []*Table, classes int, counts []float64, skip func(row int) bool) error {
 	if len(counts) != s.Shards()*classes {
 		panic(fmt.Sprintf("data: ShardClassCounts: %d counts for %d shards × %d classes", len(counts), s.Shards(), classes))
 	}
@@ -97,6 +100,9 @@ func ShardClassCounts(s Sharding, tables []*Table, classes int, counts []float64
 			return fmt.Errorf("data: a table of rows %d..%d is not one virtual shard", t.First, t.First+t.Len()-1)
 		}
 		for i, y := range t.Y {
+			if skip != nil && skip(t.First+i) {
+				continue
+			}
 			if y < 0 || y >= float64(classes) || y != math.Trunc(y) {
 				return fmt.Errorf("%s: label %v is not a class index (0..%d)", t.where(i), y, classes-1)
 			}
@@ -107,9 +113,10 @@ func ShardClassCounts(s Sharding, tables []*Table, classes int, counts []float64
 }
 
 // NewResampler returns the resampled schedule (mode ResampleOver or
-// ResampleUnder) of the rows of s, whose class counts per shard are counts
-// (see ShardClassCounts), with global batch size batch.
-func NewResampler(seed uint64, mode string, s Sharding, classes int, counts []float64, batch int) (*Resampler, error) {
+// ResampleUnder) of the rows of s but those for which skip is true (nil:
+// none), whose class counts per shard are counts (see ShardClassCounts,
+// with the same skip), with global batch size batch.
+func NewResampler(seed uint64, mode string, s Sharding, classes int, counts []float64, batch int, skip func(row int) bool) (*Resampler, error) {
 	V, K := s.Shards(), classes
 	if mode != ResampleOver && mode != ResampleUnder {
 		return nil, fmt.Errorf("resample: mode %q: want %s or %s", mode, ResampleOver, ResampleUnder)
@@ -117,7 +124,7 @@ func NewResampler(seed uint64, mode string, s Sharding, classes int, counts []fl
 	if K < 1 || len(counts) != V*K {
 		return nil, fmt.Errorf("resample: %d class counts for %d shards × %d classes", len(counts), V, K)
 	}
-	r := &Resampler{seed: seed, mode: mode, s: s, k: K, counts: make([]int, V*K), seg: make([]int, V*(K+1)),
+	r := &Resampler{seed: seed, mode: mode, s: s, k: K, skip: skip, counts: make([]int, V*K), seg: make([]int, V*(K+1)),
 		cum: make([]int, K*(V+1)), off: make([]int, K+1), epoch: -1, order: make([]sorted, V), scratch: make([]int, K)}
 	total := make([]int, K)
 	for v := range V {
@@ -135,7 +142,7 @@ func NewResampler(seed uint64, mode string, s Sharding, classes int, counts []fl
 			total[c] += int(x)
 		}
 		r.seg[v*(K+1)+K] = n
-		if n != hi-lo {
+		if n > hi-lo || skip == nil && n != hi-lo {
 			return nil, fmt.Errorf("resample: shard %d has %d rows, its class counts add up to %d", v, hi-lo, n)
 		}
 	}
@@ -269,17 +276,22 @@ func (r *Resampler) sortedRows(v int, t *Table) ([]int32, error) {
 	K := r.k
 	pos := r.scratch
 	copy(pos, r.seg[v*(K+1):v*(K+1)+K])
-	if t.Len() != r.seg[v*(K+1)+K] {
-		return nil, fmt.Errorf("data: shard %d has %d rows; the class counts agreed at the start say %d", v, t.Len(), r.seg[v*(K+1)+K])
-	}
-	rows := make([]int32, t.Len())
+	n := r.seg[v*(K+1)+K]
+	rows, placed := make([]int32, n), 0
 	for i, y := range t.Y {
+		if r.skip != nil && r.skip(t.First+i) {
+			continue
+		}
 		c := int(y)
 		if y < 0 || c >= K || float64(c) != y || pos[c] == r.seg[v*(K+1)+c+1] {
 			return nil, fmt.Errorf("%s: label %v: shard %d's labels differ from the class counts agreed at the start", t.where(i), y, v)
 		}
 		rows[pos[c]] = int32(i)
 		pos[c]++
+		placed++
+	}
+	if placed != n {
+		return nil, fmt.Errorf("data: shard %d holds %d rows; the class counts agreed at the start say %d", v, placed, n)
 	}
 	r.order[v] = sorted{t: t, rows: rows}
 	return rows, nil

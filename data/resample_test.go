@@ -42,12 +42,12 @@ func imbalanced(seed uint64, n, k, shards int) (Sharding, []*Table, []float64) {
 }
 
 // byClass is the reference numbering of entries: the rows of class 0 in
-// row order, then those of class 1, and so on.
-func byClass(y []float64, k int) []int {
+// row order, then those of class 1, and so on, without the skipped ones.
+func byClass(y []float64, k int, skip func(int) bool) []int {
 	var rows []int
 	for c := range k {
 		for i, yi := range y {
-			if int(yi) == c {
+			if int(yi) == c && (skip == nil || !skip(i)) {
 				rows = append(rows, i)
 			}
 		}
@@ -55,10 +55,10 @@ func byClass(y []float64, k int) []int {
 	return rows
 }
 
-func countsOf(t *testing.T, s Sharding, tables []*Table, k int) []float64 {
+func countsOf(t *testing.T, s Sharding, tables []*Table, k int, skip func(int) bool) []float64 {
 	t.Helper()
 	counts := make([]float64, s.Shards()*k)
-	if err := ShardClassCounts(s, tables, k, counts); err != nil {
+	if err := ShardClassCounts(s, tables, k, counts, skip); err != nil {
 		t.Fatal(err)
 	}
 	return counts
@@ -71,7 +71,7 @@ func countsOf(t *testing.T, s Sharding, tables []*Table, k int) []float64 {
 func TestResamplerEpochs(t *testing.T) {
 	const n, k = 997, 4
 	s, tables, y := imbalanced(1, n, k, 16)
-	ref := byClass(y, k)
+	ref := byClass(y, k, nil)
 	count := make([]int, k)
 	for _, yi := range y {
 		count[int(yi)]++
@@ -86,14 +86,14 @@ func TestResamplerEpochs(t *testing.T) {
 			if mode == ResampleOver {
 				take = large
 			}
-			r, err := NewResampler(9, mode, s, k, countsOf(t, s, tables, k), 50)
+			r, err := NewResampler(9, mode, s, k, countsOf(t, s, tables, k, nil), 50, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r.EpochRows() != k*take || r.StepsPerEpoch() != (k*take+49)/50 {
 				t.Fatalf("%d rows in %d steps, want %d in %d", r.EpochRows(), r.StepsPerEpoch(), k*take, (k*take+49)/50)
 			}
-			again, _ := NewResampler(9, mode, s, k, countsOf(t, s, tables, k), 50)
+			again, _ := NewResampler(9, mode, s, k, countsOf(t, s, tables, k, nil), 50, nil)
 			var prev []int
 			for epoch := range 3 {
 				var seq []int
@@ -141,62 +141,65 @@ func TestResamplerEpochs(t *testing.T) {
 
 // TestResamplerSameForAnyN: the rows each node picks of a batch, together,
 // are the batch's entries mapped through the reference numbering, for 1 to 5
-// nodes (and for more nodes than some shards hold rows).
+// nodes (and for more nodes than some shards hold rows); with skipped rows
+// (a validation split) too, which no batch holds.
 func TestResamplerSameForAnyN(t *testing.T) {
 	const n, k = 503, 3
 	s, tables, y := imbalanced(2, n, k, 32)
-	ref := byClass(y, k)
-	counts := countsOf(t, s, tables, k)
-	for _, mode := range []string{ResampleUnder, ResampleOver} {
-		for nodes := 1; nodes <= 5; nodes++ {
-			t.Run(fmt.Sprint(mode, nodes), func(t *testing.T) {
-				parts := s.Assign(nodes)
-				held := make([]*Held, nodes)
-				rs := make([]*Resampler, nodes)
-				for i, p := range parts {
-					held[i] = NewHeld(s)
-					for v := p.FirstShard; v < p.EndShard; v++ {
-						held[i].Add([]*Table{tables[v]})
-					}
-					var err error
-					if rs[i], err = NewResampler(3, mode, s, k, counts, 64); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for step := range 2*rs[0].StepsPerEpoch() + 1 {
-					_, _, entries := rs[0].Entries(step)
-					var want []int
-					for _, e := range entries {
-						want = append(want, ref[e])
-					}
-					var got []int
+	for _, skip := range []func(int) bool{nil, func(row int) bool { return row%7 == 3 }} {
+		ref := byClass(y, k, skip)
+		counts := countsOf(t, s, tables, k, skip)
+		for _, mode := range []string{ResampleUnder, ResampleOver} {
+			for nodes := 1; nodes <= 5; nodes++ {
+				t.Run(fmt.Sprint(mode, nodes, skip != nil), func(t *testing.T) {
+					parts := s.Assign(nodes)
+					held := make([]*Held, nodes)
+					rs := make([]*Resampler, nodes)
 					for i, p := range parts {
-						rows, err := rs[i].Batch(step, held[i], p.OwnsShard)
-						if err != nil {
+						held[i] = NewHeld(s)
+						for v := p.FirstShard; v < p.EndShard; v++ {
+							held[i].Add([]*Table{tables[v]})
+						}
+						var err error
+						if rs[i], err = NewResampler(3, mode, s, k, counts, 64, skip); err != nil {
 							t.Fatal(err)
 						}
-						for _, row := range rows {
-							if !p.Owns(row) {
-								t.Fatalf("step %d: node %d got row %d, which it does not own", step, i, row)
-							}
+					}
+					for step := range 2*rs[0].StepsPerEpoch() + 1 {
+						_, _, entries := rs[0].Entries(step)
+						var want []int
+						for _, e := range entries {
+							want = append(want, ref[e])
 						}
-						got = append(got, rows...)
+						var got []int
+						for i, p := range parts {
+							rows, err := rs[i].Batch(step, held[i], p.OwnsShard)
+							if err != nil {
+								t.Fatal(err)
+							}
+							for _, row := range rows {
+								if !p.Owns(row) || skip != nil && skip(row) {
+									t.Fatalf("step %d: node %d got row %d, which it does not own or skips", step, i, row)
+								}
+							}
+							got = append(got, rows...)
+						}
+						slices.Sort(got)
+						slices.Sort(want)
+						if !slices.Equal(got, want) {
+							t.Fatalf("step %d: the nodes' rows %v, want %v", step, got, want)
+						}
 					}
-					slices.Sort(got)
-					slices.Sort(want)
-					if !slices.Equal(got, want) {
-						t.Fatalf("step %d: the nodes' rows %v, want %v", step, got, want)
-					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
 
 func TestResamplerFullBatchAndAllocs(t *testing.T) {
 	s, tables, _ := imbalanced(3, 400, 2, 8)
-	counts := countsOf(t, s, tables, 2)
-	r, err := NewResampler(1, ResampleUnder, s, 2, counts, 0)
+	counts := countsOf(t, s, tables, 2, nil)
+	r, err := NewResampler(1, ResampleUnder, s, 2, counts, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +231,7 @@ func TestResamplerFullBatchAndAllocs(t *testing.T) {
 
 func TestResamplerErrors(t *testing.T) {
 	s, tables, _ := imbalanced(4, 100, 2, 4)
-	counts := countsOf(t, s, tables, 2)
+	counts := countsOf(t, s, tables, 2, nil)
 	for _, c := range []struct {
 		name   string
 		mode   string
@@ -241,12 +244,12 @@ func TestResamplerErrors(t *testing.T) {
 		{"sum", ResampleOver, append([]float64{1, 1}, counts[2:]...), "shard 0 has 25 rows, its class counts add up to 2"},
 		{"empty", ResampleOver, make([]float64, 8), "has 25 rows, its class counts add up to 0"},
 	} {
-		if _, err := NewResampler(1, c.mode, s, 2, c.counts, 10); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := NewResampler(1, c.mode, s, 2, c.counts, 10, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
 		}
 	}
 	// A shard whose labels changed since the counts were agreed.
-	r, err := NewResampler(1, ResampleOver, s, 2, counts, 0)
+	r, err := NewResampler(1, ResampleOver, s, 2, counts, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +271,7 @@ func TestResamplerErrors(t *testing.T) {
 	}
 	bad := NewTable("test", []string{"x"}, 0, 25, false)
 	bad.Y[3] = 2
-	if err := ShardClassCounts(s, []*Table{bad}, 2, make([]float64, 8)); err == nil || !strings.Contains(err.Error(), "label 2 is not a class index (0..1)") {
+	if err := ShardClassCounts(s, []*Table{bad}, 2, make([]float64, 8), nil); err == nil || !strings.Contains(err.Error(), "label 2 is not a class index (0..1)") {
 		t.Errorf("ShardClassCounts with label 2 of 2 classes: %v", err)
 	}
 }

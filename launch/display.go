@@ -255,7 +255,7 @@ func (t *progressTracker) bar(time.Time) (string, string) {
 		return p.Phase, ""
 	}
 	if p.Unit != "" {
-		return fmt.Sprintf("%s %s %d/%d", p.Phase, p.Unit, p.Step, p.Steps), fmt.Sprintf("%3d%% ETA %s world %d", 100*p.Step/p.Steps, t.eta(), p.World)
+		return fmt.Sprintf("%s %s %d/%d", p.Phase, p.Unit, p.Step, p.Steps), fmt.Sprintf("%3d%% ETA %s%s", 100*p.Step/p.Steps, t.eta(), worldText(p.World))
 	}
 	left := fmt.Sprintf("%s step %d/%d", p.Phase, p.Step, p.Steps)
 	right := fmt.Sprintf("%3d%% epoch %d loss %s samples/s %.0f ETA %s world %d",
@@ -267,8 +267,16 @@ func (t *progressTracker) bar(time.Time) (string, string) {
 func (t *progressTracker) plain(time.Time) string {
 	p := t.last
 	if p.Unit != "" {
-		return fmt.Sprintf("%s %s %d/%d (%d%%) ETA %s world %d", p.Phase, p.Unit, p.Step, p.Steps, 100*p.Step/p.Steps, t.eta(), p.World)
+		return fmt.Sprintf("%s %s %d/%d (%d%%) ETA %s%s", p.Phase, p.Unit, p.Step, p.Steps, 100*p.Step/p.Steps, t.eta(), worldText(p.World))
 	}
 	return fmt.Sprintf("step %d/%d (%d%%) epoch %d loss %s samples/s %.0f ETA %s world %d",
 		p.Step, p.Steps, 100*p.Step/p.Steps, p.Epoch, t.lossText(), t.rate, t.eta(), p.World)
+}
+
+// worldText is " world N", or nothing when N is not known.
+func worldText(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" world %d", n)
 }

@@ -75,6 +75,7 @@ type RunSummary struct {
 	Metric        string  `json:"metric,omitempty"` // "accuracy" or "r2"
 	Value         float64 `json:"value"`
 	Recoveries    int     `json:"recoveries"`
+	Stopped       string  `json:"stopped,omitempty"` // why training stopped early
 	OutputDir     string  `json:"output_dir,omitempty"`
 }
 
@@ -371,6 +372,9 @@ func (s *RunSummary) line() string {
 	out := fmt.Sprintf("done: %d steps in %v (%.0f samples/s)", s.Steps, wall, s.SamplesPerSec)
 	if s.Metric != "" {
 		out += fmt.Sprintf(", train loss %.6g, test loss %.6g, test %s %.6g", s.TrainLoss, s.TestLoss, s.Metric, s.Value)
+	}
+	if s.Stopped != "" {
+		out += "; stopped early: " + s.Stopped
 	}
 	switch s.Recoveries {
 	case 0:

@@ -139,13 +139,12 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	}()
 	go func() {
 		defer pipes.Done()
-		isErr := false
 		readLines(stderr, maxShown, func(line []byte, cut int) {
 			g.printf(i, "%s%s", line, cutNote(cut))
 			if w := g.specs[i].Log; w != nil {
 				fmt.Fprintf(w, "%s%s\n", line, cutNote(cut))
 			}
-			g.noteLine(i, string(line), &isErr)
+			g.noteLine(i, string(line))
 		})
 	}()
 	pipes.Wait()
@@ -157,21 +156,19 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 }
 
 // noteLine keeps child i's last error line: the last slog line at level
-// ERROR or the last "dmlrun: ..." line (a failed command's last word), or,
-// before any, its last line. isErr says whether the kept one is an error.
-func (g *Group) noteLine(i int, line string, isErr *bool) {
-	bad := strings.Contains(line, " level=ERROR ") || strings.HasPrefix(line, "dmlrun: ")
-	if !bad && *isErr || strings.TrimSpace(line) == "" {
+// ERROR, the last "dmlrun: ..." line (a failed command's last word) or a Go
+// panic's first line.
+func (g *Group) noteLine(i int, line string) {
+	if !strings.Contains(line, " level=ERROR ") && !strings.HasPrefix(line, "dmlrun: ") && !strings.HasPrefix(line, "panic: ") {
 		return
 	}
-	*isErr = bad
 	g.mu.Lock()
 	g.lastErr[i] = line
 	g.mu.Unlock()
 }
 
 // LastError is child i's last error line (see noteLine), "" when it wrote
-// nothing.
+// none.
 func (g *Group) LastError(i int) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -19,6 +19,8 @@ import (
 // (shareDataShape). Re-sharding never changes them. With data.resample the
 // counts are kept per virtual shard (V×K), which is what data.Resampler
 // needs to draw the same epochs on every node; otherwise per class (K).
+// Rows of the validation split (training.validation_fraction) are not
+// training rows: they count in neither, and no resampled epoch holds them.
 
 // maxShardClassCounts bounds V×K, the per-shard class counts of
 // data.resample (2^24: 128 MiB in one allreduce).
@@ -52,14 +54,17 @@ func (d *nodeData) countClasses(ctx context.Context, c *Comm, cfg *config.Config
 		return fmt.Errorf("data.resample: %d classes × %d virtual shards = %d class counts, above the limit of %d", d.classes, s.Shards(), n, maxShardClassCounts)
 	}
 	counts := make([]float64, d.classCountsLen(cfg))
+	skip := validationSkip(cfg)
 	if cfg.Data.Resample != "" {
-		if err := data.ShardClassCounts(s, tables, d.classes, counts); err != nil {
+		if err := data.ShardClassCounts(s, tables, d.classes, counts, skip); err != nil {
 			return err
 		}
 	} else {
 		for _, t := range tables {
-			for _, y := range t.Y {
-				counts[int(y)]++
+			for i, y := range t.Y {
+				if skip == nil || !skip(t.First+i) {
+					counts[int(y)]++
+				}
 			}
 		}
 	}
@@ -68,6 +73,15 @@ func (d *nodeData) countClasses(ctx context.Context, c *Comm, cfg *config.Config
 	}
 	d.classCounts = counts
 	return nil
+}
+
+// validationSkip says which rows the validation split holds out (nil: none).
+func validationSkip(cfg *config.Config) func(row int) bool {
+	f := cfg.Training.ValidationFraction
+	if f == 0 {
+		return nil
+	}
+	return func(row int) bool { return isValidation(cfg.Seed, row, f) }
 }
 
 // shareClassCounts broadcasts the class counts from root (after the
@@ -156,7 +170,7 @@ func (t *trainer) setupImbalance() error {
 		attrs = append(attrs, "class weights", w)
 	}
 	if mode := t.cfg.Data.Resample; mode != "" {
-		r, err := data.NewResampler(t.cfg.Seed, mode, t.data.trainSrc.Sharding(), t.data.classes, t.data.classCounts, t.cfg.Training.BatchSize)
+		r, err := data.NewResampler(t.cfg.Seed, mode, t.data.trainSrc.Sharding(), t.data.classes, t.data.classCounts, t.cfg.Training.BatchSize, validationSkip(t.cfg))
 		if err != nil {
 			return fmt.Errorf("data.resample: %w", err)
 		}
@@ -168,8 +182,9 @@ func (t *trainer) setupImbalance() error {
 }
 
 // ownBatch writes this node's rows of step's global batch into t.owned: of
-// the epoch's permutation, or with data.resample of its resampled
-// sequence. It allocates nothing once the buffers have grown.
+// the epoch's permutation without the validation split, or with
+// data.resample of its resampled sequence (which holds no validation row).
+// It allocates nothing once the buffers have grown.
 func (t *trainer) ownBatch(step int) error {
 	var rows []int
 	if t.resample != nil {
@@ -179,6 +194,7 @@ func (t *trainer) ownBatch(step int) error {
 		}
 	} else {
 		_, _, rows = t.sched.Batch(step)
+		rows = t.trainingRows(rows)
 	}
 	return t.data.train.Batch(rows, t.data.part.OwnsShard, &t.owned)
 }

@@ -110,19 +110,26 @@ func TestImbalanceGradient(t *testing.T) {
 		ys                    []int
 		k                     int
 		weights               func(counts []float64) []float64 // nil: none
+		valFrac               float64                          // training.validation_fraction
 	}{
-		{"logistic balanced", "{kind: logistic, class_weight: balanced}", "", bin, bx, by, 2, balanced},
+		{"logistic balanced", "{kind: logistic, class_weight: balanced}", "", bin, bx, by, 2, balanced, 0},
 		{"logistic map -1/+1", "{kind: logistic, class_weight: {-1: 0.5, 1: 4}}", "", bin, bx, by, 2,
-			func([]float64) []float64 { return []float64{0.5, 4} }},
-		{"softmax balanced", "{kind: softmax, class_weight: balanced}", "", multi, mx, my, 3, balanced},
-		{"logistic under", "{kind: logistic}", "under", bin, bx, by, 2, nil},
-		{"softmax over", "{kind: softmax}", "over", multi, mx, my, 3, nil},
+			func([]float64) []float64 { return []float64{0.5, 4} }, 0},
+		{"softmax balanced", "{kind: softmax, class_weight: balanced}", "", multi, mx, my, 3, balanced, 0},
+		{"logistic under", "{kind: logistic}", "under", bin, bx, by, 2, nil, 0},
+		{"softmax over", "{kind: softmax}", "over", multi, mx, my, 3, nil, 0},
 		{"softmax under, weights", "{kind: softmax, class_weight: {2: 3}}", "under", multi, mx, my, 3,
-			func([]float64) []float64 { return []float64{1, 1, 3} }},
+			func([]float64) []float64 { return []float64{1, 1, 3} }, 0},
+		// The validation split holds rows out of the counts and the epochs.
+		{"logistic balanced, validation", "{kind: logistic, class_weight: balanced}", "", bin, bx, by, 2, balanced, 0.25},
+		{"softmax over, validation", "{kind: softmax, class_weight: balanced}", "over", multi, mx, my, 3, balanced, 0.3},
 	} {
+		held := func(row int) bool { return c.valFrac > 0 && isValidation(seed, row, c.valFrac) }
 		counts := make([]float64, c.k)
-		for _, y := range c.ys {
-			counts[y]++
+		for i, y := range c.ys {
+			if !held(i) {
+				counts[y]++
+			}
 		}
 		var w []float64
 		if c.weights != nil {
@@ -135,19 +142,21 @@ func TestImbalanceGradient(t *testing.T) {
 		var byClass []int
 		for k := range c.k {
 			for i, y := range c.ys {
-				if y == k {
+				if y == k && !held(i) {
 					byClass = append(byClass, i)
 				}
 			}
 		}
 		shardCounts := make([]float64, s.Shards()*c.k)
 		for i, y := range c.ys {
-			shardCounts[s.ShardOf(i)*c.k+y]++
+			if !held(i) {
+				shardCounts[s.ShardOf(i)*c.k+y]++
+			}
 		}
 		var ref *data.Resampler
 		if c.resample != "" {
 			var err error
-			if ref, err = data.NewResampler(seed, c.resample, s, c.k, shardCounts, batch); err != nil {
+			if ref, err = data.NewResampler(seed, c.resample, s, c.k, shardCounts, batch, held); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -156,7 +165,13 @@ func TestImbalanceGradient(t *testing.T) {
 				spe := (N + batch - 1) / batch
 				perm := data.Permutation(seed, step/spe, N, nil)
 				k := step % spe
-				return perm[k*batch : min((k+1)*batch, N)]
+				var rows []int
+				for _, row := range perm[k*batch : min((k+1)*batch, N)] {
+					if !held(row) {
+						rows = append(rows, row)
+					}
+				}
+				return rows
 			}
 			_, _, entries := ref.Entries(step)
 			rows := make([]int, len(entries))
@@ -171,21 +186,27 @@ func TestImbalanceGradient(t *testing.T) {
 		}
 		for _, n := range []int{1, 3} {
 			t.Run(fmt.Sprint(c.name, " n=", n), func(t *testing.T) {
+				val := ""
+				if c.valFrac > 0 {
+					val = fmt.Sprintf(", validation_fraction: %v, tol: 0.001", c.valFrac)
+				}
 				trs := testTrainers(t, n, fmt.Sprintf(`
 seed: %d
 data: {train: %s, label: y, resample: "%s"}
 model: %s
 optimizer: {kind: sgd, lr: %v}
-training: {batch_size: %d, steps: %d}
-`, seed, c.csv, c.resample, c.model, lr, batch, steps))
+training: {batch_size: %d, steps: %d%s}
+`, seed, c.csv, c.resample, c.model, lr, batch, steps, val))
 				if ref != nil && trs[0].perEpoch != ref.StepsPerEpoch() {
 					t.Fatalf("%d steps per epoch, want %d", trs[0].perEpoch, ref.StepsPerEpoch())
 				}
 				theta := make([]float64, len(trs[0].theta))
 				for step := range steps {
-					g := refGrad(theta, c.xs, c.ys, batchRows(step), c.k, w)
-					for i := range theta {
-						theta[i] -= lr * g[i]
+					if rows := batchRows(step); len(rows) > 0 {
+						g := refGrad(theta, c.xs, c.ys, rows, c.k, w)
+						for i := range theta {
+							theta[i] -= lr * g[i]
+						}
 					}
 					runStep(t, trs, step)
 					for _, tr := range trs {

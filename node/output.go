@@ -67,7 +67,7 @@ func (t *trainer) saveModel() error {
 	sum := sha256.Sum256(floatBytes(t.theta))
 	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
 		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
-		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:])}
+		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:]), Stopped: t.stopReason}
 	if t.lastMetrics.N > 0 {
 		set := "test"
 		if t.data.test == nil {

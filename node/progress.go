@@ -64,6 +64,25 @@ type Progress struct {
 	samples, world, rank     atomic.Int64
 	loss                     atomic.Uint64 // float64 bits; NaN until the first step
 	lastStepNanos, startedAt atomic.Int64
+	changed                  chan struct{} // a phase or ring change, for Changed
+}
+
+// Changed is signalled when the phase or the ring changes, so that a
+// reporter can send those at once rather than at its next tick.
+func (p *Progress) Changed() <-chan struct{} {
+	if p.changed == nil {
+		p.changed = make(chan struct{}, 1)
+	}
+	return p.changed
+}
+
+func (p *Progress) notify() {
+	if p.changed != nil {
+		select {
+		case p.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // ProgressSnapshot is what a Progress holds at one moment.
@@ -84,6 +103,7 @@ type ProgressSnapshot struct {
 func (p *Progress) setPhase(ph Phase) {
 	if p != nil {
 		p.phase.Store(int32(ph))
+		p.notify()
 	}
 }
 
@@ -102,6 +122,7 @@ func (p *Progress) setRing(rank, size int) {
 	if p != nil {
 		p.rank.Store(int64(rank))
 		p.world.Store(int64(size))
+		p.notify()
 	}
 }
 

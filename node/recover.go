@@ -191,14 +191,13 @@ func (t *trainer) resume(ctx context.Context) error {
 				return err
 			}
 		}
-		st := t.opt.State()
-		buf := make([]float64, 0, len(t.theta)+len(st))
-		buf = append(append(buf, t.theta...), st...)
+		buf := make([]float64, 0, len(t.theta)+t.stateLen())
+		buf = t.appendState(append(buf, t.theta...))
 		if err := c.Broadcast(ctx, root, buf); err != nil {
 			return err
 		}
 		copy(t.theta, buf)
-		if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
+		if err := t.setState(buf[len(t.theta):]); err != nil {
 			return err
 		}
 		t.done = high
@@ -208,6 +207,7 @@ func (t *trainer) resume(ctx context.Context) error {
 		return err
 	}
 	t.data = d
+	t.buildValidation()
 	t.log.Info("rows read for the new ring", "rows", d.read, "own rows", d.train.Len(), "took", d.readTook.Round(time.Millisecond))
 	t.evalNext = true // metrics.csv shows the new world size from here
 	if c.Rank() != 0 && t.metrics != nil {

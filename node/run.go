@@ -69,6 +69,7 @@ type Result struct {
 	Model       string     // the model.json this node wrote ("" on the others)
 	Eval        Eval       // the last evaluation (after the last step)
 	Recoveries  int        // rings this node re-formed after a failure or a join
+	Stopped     string     // why the stopping rule ended the run early ("" if it did not)
 }
 
 // Eval is one evaluation's figures. Metric names the test metric: "r2" for

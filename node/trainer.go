@@ -34,6 +34,12 @@ type trainer struct {
 	w          *worker
 	lastEval   Eval           // the last evaluation, for the run's summary
 	rate       train.Schedule // the learning rate against the step
+	stop       stopper        // scikit-learn's tol / n_iter_no_change rule
+	stopReason string         // why the rule stopped the run ("" when it ran to the end)
+	lastRows   float64        // the last step's global batch rows
+	valFrac    float64        // training.validation_fraction
+	trainBuf   []int          // a batch's training rows (without the validation split)
+	valTables  []*data.Table  // this node's validation rows
 	recoveries int            // ring failures recovered from
 	comm       *Comm          // w.comm: the current ring
 	cfg        *config.Config
@@ -100,6 +106,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
 	}
+	t.buildValidation()
 	return t, nil
 }
 
@@ -159,6 +166,9 @@ func (t *trainer) build() error {
 	if err := t.rate.Validate(); err != nil {
 		return fmt.Errorf("optimizer: %w", err)
 	}
+	t.stop = newStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)
+	t.valFrac = cfg.Training.ValidationFraction
+	t.trainBuf = make([]int, 0, t.batch)
 	t.owned = data.Batch{}
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
@@ -198,6 +208,10 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
 	count := t.v[P+1]
+	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
+		t.done, t.lastRows = step+1, 0
+		return 0, nil
+	}
 	if count == 0 {
 		return 0, fmt.Errorf("step %d: the batch is empty", step)
 	}
@@ -215,6 +229,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		return 0, t.diverged(step, "θ")
 	}
 	t.done = step + 1
+	t.lastRows = count
 	t.reformNext = t.v[P+2] > 0
 	t.stats.Samples += int64(count)
 	t.w.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
@@ -253,6 +268,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 				return err
 			}
 			t.w.progress.stepped(t.done, loss, t.stats.Samples)
+			if err := t.applyStoppingRule(sc.reset(stepTimeout), loss); err != nil {
+				return err
+			}
 			if !t.failedAt.IsZero() {
 				t.firstStepAfterRecovery()
 			}
@@ -290,7 +308,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	t.w.progress.setPhase(PhaseSaving)
 	sum := sha256.Sum256(floatBytes(t.theta))
 	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats,
-		Eval: t.lastEval, Recoveries: t.recoveries}
+		Eval: t.lastEval, Recoveries: t.recoveries, Stopped: t.stopReason}
 	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
 	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
 		err := t.finish(sc.reset(stepTimeout), res)
@@ -440,4 +458,65 @@ func lossName(task string) string {
 		return "cross-entropy"
 	}
 	return "mse"
+}
+
+// applyStoppingRule feeds the step's loss to the stopping rule and, at the
+// end of an epoch where the rule stops, makes this step the last: the θ
+// check, the final evaluation and the outputs follow as at a planned end.
+// With a validation split the rule judges the validation score (one
+// allreduce at each epoch's end).
+func (t *trainer) applyStoppingRule(ctx context.Context, loss float64) error {
+	t.stop.step(loss, t.lastRows)
+	if !t.stop.on || t.done%t.perEpoch != 0 {
+		return nil
+	}
+	epoch := t.done / t.perEpoch
+	var stop bool
+	var why string
+	if t.valFrac > 0 {
+		v, err := t.validationScore(ctx, t.done)
+		if err != nil {
+			return err
+		}
+		what := "the validation accuracy"
+		if t.model.Task() == train.TaskRegression {
+			what = "the validation R²"
+		}
+		stop, why = t.stop.endEpochOn(v, t.done, epoch, what+" (negated)")
+	} else {
+		stop, why = t.stop.endEpoch(t.done, epoch)
+	}
+	if stop {
+		t.steps, t.stopReason = t.done, why
+		t.log.Info("stopping early", "step", t.done, "epoch", epoch, "reason", why, noticeIf(t.comm.Rank() == 0))
+	}
+	return nil
+}
+
+// stateLen is the length of the state that travels with θ: the optimizer's
+// and the stopping rule's.
+func (t *trainer) stateLen() int { return len(t.opt.State()) + stopStateLen }
+
+// appendState appends the optimizer's state, then the stopping rule's.
+func (t *trainer) appendState(dst []float64) []float64 {
+	return t.stop.appendState(append(dst, t.opt.State()...))
+}
+
+// setState restores a state that appendState wrote (on another node, or in
+// a checkpoint); a rule that had stopped the run stops it here too.
+func (t *trainer) setState(s []float64) error {
+	if len(s) != t.stateLen() {
+		return fmt.Errorf("state has %d values, this run needs %d", len(s), t.stateLen())
+	}
+	n := len(s) - stopStateLen
+	if err := t.opt.SetState(s[:n]); err != nil {
+		return err
+	}
+	if err := t.stop.setState(s[n:]); err != nil {
+		return err
+	}
+	if t.stop.stopped > 0 {
+		t.steps = t.stop.stopped
+	}
+	return nil
 }

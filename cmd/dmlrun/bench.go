@@ -90,7 +90,7 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	var files benchFiles
 	fs.StringVar(&files.json, "json", "", "also write the rows as JSON to this file")
 	fs.StringVar(&files.plot, "plot", "", "also draw busbw against message size to this PNG file")
-	progress := fs.String("progress", "auto", "progress of the sweep: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
+	progress := progressFlag(fs, "the sweep")
 	hostsFile := fs.String("hosts", "", "run the ranks on the hosts of this hosts file instead of -np local processes")
 	hostList := fs.String("H", "", "hosts inline: h1:2,h2:2")
 	ssh := fs.String("ssh", "ssh", "ssh client command for remote hosts")
@@ -100,7 +100,7 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	}
 	o.Remote.SSH = strings.Fields(*ssh)
 	var err error
-	if files.progress, err = launch.ParseProgressMode(*progress); err != nil {
+	if files.progress, err = progress(); err != nil {
 		return o, files, err
 	}
 	if o.Hosts, err = parseHosts(*hostsFile, *hostList); err != nil {
@@ -110,4 +110,10 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 		return o, files, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return o, files, errors.Join(o.Validate(), checkPlotFlag(files.plot))
+}
+
+// progressFlag defines -progress on fs; the function it returns parses it.
+func progressFlag(fs *flag.FlagSet, of string) func() (launch.ProgressMode, error) {
+	s := fs.String("progress", "auto", "progress of "+of+": auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
+	return func() (launch.ProgressMode, error) { return launch.ParseProgressMode(*s) }
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/dmlrun/dmlrun/bench"
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 // compareCmd runs `dmlrun bench compare`: dmlrun's allreduce sweep
@@ -24,7 +25,13 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("finding the dmlrun binary to start workers from: %w", err)
 	}
-	res, err := bench.Compare(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
+	o.Display = launch.NewDisplay(stderr, files.progress)
+	var log io.Writer = stderr
+	if o.Display.Mode() == launch.ProgressBar {
+		log = o.Display // its lines go above the bar
+	}
+	res, err := bench.Compare(ctx, o, []string{self, "bench", "worker"}, stdout, log)
+	o.Display.Close()
 	if res == nil {
 		return err
 	}
@@ -55,7 +62,12 @@ func parseBenchCompare(args []string, stderr io.Writer) (bench.CompareOptions, b
 	var files benchFiles
 	fs.StringVar(&files.json, "json", "", "also write every number as JSON to this file")
 	fs.StringVar(&files.plot, "plot", "", "also draw each system's busbw against message size to this PNG file")
+	progress := progressFlag(fs, "the runs")
 	if err := fs.Parse(args); err != nil {
+		return o, files, err
+	}
+	var err error
+	if files.progress, err = progress(); err != nil {
 		return o, files, err
 	}
 	if fs.NArg() > 0 {

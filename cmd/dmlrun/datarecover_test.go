@@ -61,9 +61,8 @@ func writeBinaryCSV(t *testing.T, dir string, rows, features int) string {
 	return path
 }
 
-// slotOf returns the -slot argument of a node process (with -np, all slots
-// are on one host, so the slot is the node's rank in the first ring).
-func slotOf(t *testing.T, pid int) int {
+// nodeFlag returns the value of flag name on a node process's command line.
+func nodeFlag(t *testing.T, pid int, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
@@ -71,16 +70,23 @@ func slotOf(t *testing.T, pid int) int {
 	}
 	args := strings.Split(string(b), "\x00")
 	for i, a := range args {
-		if a == "-slot" && i+1 < len(args) {
-			s, err := strconv.Atoi(args[i+1])
-			if err != nil {
-				t.Fatalf("node %d: -slot %q", pid, args[i+1])
-			}
-			return s
+		if a == name && i+1 < len(args) {
+			return args[i+1]
 		}
 	}
-	t.Fatalf("node %d has no -slot: %q", pid, args)
-	return -1
+	t.Fatalf("node %d has no %s flag: %q", pid, name, args)
+	return ""
+}
+
+// slotOf returns the -slot argument of a node process (with -np, all slots
+// are on one host, so the slot is the node's rank in the first ring).
+func slotOf(t *testing.T, pid int) int {
+	t.Helper()
+	s, err := strconv.Atoi(nodeFlag(t, pid, "-slot"))
+	if err != nil {
+		t.Fatalf("node %d: -slot: %v", pid, err)
+	}
+	return s
 }
 
 // newShardRows returns the rows in shards of now that were not in was.

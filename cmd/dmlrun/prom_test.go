@@ -209,24 +209,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// metricsPortOf returns the port a node process serves metrics on, from
-// its command line.
-func metricsPortOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := strings.Split(string(b), "\x00")
-	for i, a := range args {
-		if a == "-metrics" && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	t.Fatalf("node %d has no -metrics flag: %q", pid, args)
-	return ""
-}
-
 // TestPrometheusScrapesJob: a real Prometheus server scrapes `dmlrun -np 3
 // -metrics-port P` every second. Through its query API: every node is up
 // with world size 3, its steps increase, it reports build info, test
@@ -313,7 +295,7 @@ func TestPrometheusScrapesJob(t *testing.T) {
 		t.Fatalf("%d node processes, want %d", len(nodes), n)
 	}
 	victim := nodes[rand.IntN(n)]
-	gone := metricsPortOf(t, victim)
+	gone := nodeFlag(t, victim, "-metrics")
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

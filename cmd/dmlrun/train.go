@@ -448,6 +448,7 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 			_ = child.Send(launch.NodeReport{Progress: &lp})
 		}
 	}
+	changed := p.Changed()
 	wg.Go(func() {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -458,6 +459,8 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 				return
 			case <-t.C:
 				send()
+			case <-changed:
+				send()
 			}
 		}
 	})
@@ -467,7 +470,7 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 // summary is a node's account of its run for the launcher's last lines.
 func summary(res *node.Result, cfg *config.Config) *launch.RunSummary {
 	s := &launch.RunSummary{Steps: res.Steps, TrainLoss: res.Eval.TrainLoss, TestLoss: res.Eval.TestLoss,
-		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir}
+		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir, Stopped: res.Stopped}
 	if res.Stats != nil {
 		s.WallSeconds = res.Stats.Wall.Seconds()
 		if res.Stats.Wall > 0 {
