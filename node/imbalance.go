@@ -122,6 +122,9 @@ func classWeights(cfg *config.Config, d *nodeData) ([]float64, error) {
 	if cw == nil {
 		return nil, nil
 	}
+	if len(d.classCounts) != d.classCountsLen(cfg) {
+		return nil, fmt.Errorf("model.class_weight: this node has %d class counts, want %d (they come with the data's shape)", len(d.classCounts), d.classCountsLen(cfg))
+	}
 	tot := d.classTotals()
 	if cw.Balanced {
 		return train.BalancedWeights(tot), nil
