@@ -273,13 +273,18 @@ func (r *recorder) clockFlag() float64 {
 	return 1
 }
 
-// clock returns this node's clock reading for alignClocks, and its shift if
-// an earlier ring aligned it (known).
+// clock returns this node's clock reading for alignClocks, and its shift
+// if an earlier ring aligned it (known), or else where its trace would
+// begin: when it opened its part (now, without a timeline).
 func (r *recorder) clock() (now, shift int64, known bool) {
 	if r == nil {
-		return time.Now().UnixNano(), 0, false
+		now := time.Now().UnixNano()
+		return now, now, false
 	}
-	return r.local(time.Now()), r.shift, r.aligned
+	if !r.aligned {
+		return r.local(time.Now()), r.baseNs, false
+	}
+	return r.local(time.Now()), r.shift, true
 }
 
 // setQuiet stops recording the ring's spans while clocks are measured.

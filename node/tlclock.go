@@ -25,9 +25,10 @@ const clockWords = 3 + 2*clockRounds
 // offset is the median of its readings minus the anchor's
 // (timeline.ClockOffsets), the anchor being the lowest rank that an
 // earlier ring aligned (whose shift carries the trace clock of the first
-// ring over to this one), or, in a job's first ring, rank 0, whose first
-// reading becomes time 0. On one host the offsets come out at the scale of
-// a barrier's skew, microseconds.
+// ring over to this one), or, in a job's first ring, rank 0, the moment it
+// opened its part becoming time 0 (every node's events come later: they
+// follow a ring formation, which needs rank 0 running). On one host the
+// offsets come out at the scale of a barrier's skew, microseconds.
 func alignClocks(ctx context.Context, c *Comm, r *recorder) error {
 	start := time.Now()
 	r.setQuiet(true)
@@ -62,12 +63,8 @@ func alignClocks(ctx context.Context, c *Comm, r *recorder) error {
 			readings[q][k] = getInt64(w[3+2*k : 5+2*k])
 		}
 	}
-	var base int64 // the anchor's shift: where trace time 0 lies on its clock
-	if anchor >= 0 {
-		base = getInt64(v[anchor*clockWords+1 : anchor*clockWords+3])
-	} else {
-		anchor, base = 0, readings[0][0]
-	}
+	anchor = max(anchor, 0)
+	base := getInt64(v[anchor*clockWords+1 : anchor*clockWords+3]) // where trace time 0 lies on the anchor's clock
 	off, err := timeline.ClockOffsets(readings, anchor)
 	if err != nil {
 		return err

@@ -35,6 +35,8 @@ type launchFlags struct {
 	iface               string
 	verbose, resume     bool
 	maxRestarts         int
+	timeline            string // -timeline FILE: a Chrome trace of the job
+	timelineSteps       int
 	config              string
 }
 
@@ -52,8 +54,13 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	fs.IntVar(&f.maxRestarts, "max-restarts", 0, "restart a node lost during training up to this many times (it rejoins the ring)")
+	fs.StringVar(&f.timeline, "timeline", "", "write a Chrome trace of the job (every rank's steps, allreduces, data loading, recoveries) to `FILE`")
+	fs.IntVar(&f.timelineSteps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps of each node in the -timeline trace")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.timelineSteps < 1 {
+		return f, fmt.Errorf("-timeline-steps %d: want at least 1", f.timelineSteps)
 	}
 	if f.maxRestarts < 0 {
 		return f, fmt.Errorf("-max-restarts %d is negative", f.maxRestarts)
@@ -167,6 +174,10 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	remote := launch.Remote{SSH: strings.Fields(f.ssh), Bin: f.remoteBin, Self: self}
 	secret := string(transport.GenerateSecret())
 	slots := launch.Slots(hosts)
+	tl, err := newJobTimeline(f.timeline, f.timelineSteps, slots, remote)
+	if err != nil {
+		return nil, nil, err
+	}
 	specs := make([]launch.Spec, len(slots))
 	hellos := make([]launch.NodeHello, len(slots))
 	for i, s := range slots {
@@ -183,6 +194,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		if f.resume {
 			args = append(args, "-resume")
 		}
+		args = append(args, tl.nodeArgs(i)...)
 		args = append(append(args, extra...), cfgArg...)
 		label := s.Label()
 		if f.np > 0 {
@@ -192,7 +204,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		hellos[i] = launch.NodeHello{Secret: secret, Host: s.Host.Name, Slot: s.Slot, Nodes: len(slots)}
 	}
 	res, err := launch.RunJobRestarting(ctx, specs, hellos, f.maxRestarts, stdout, stderr)
-	return res, cfg, err
+	return res, cfg, errors.Join(err, tl.finish(ctx, stderr))
 }
 
 // nodeFlags are the flags of `dmlrun node`.
@@ -206,6 +218,7 @@ type nodeFlags struct {
 	verbose, stats        bool
 	dataBench             bool
 	resume                bool
+	timeline              node.TimelineOptions
 	config                string
 }
 
@@ -227,6 +240,9 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
 	fs.BoolVar(&f.dataBench, "data-bench", false, "internal: load the data, report what it cost to the launcher, and stop (dmlrun bench data)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
+	fs.StringVar(&f.timeline.Part, "timeline-part", "", "stream this node's timeline events (a Chrome trace) to `FILE`; dmlrun -timeline merges the parts")
+	fs.IntVar(&f.timeline.PID, "timeline-pid", -1, "process id of this node in the merged timeline (default: its first rank)")
+	fs.IntVar(&f.timeline.Steps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps in the timeline part")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -265,6 +281,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
 		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench}
+	o.Timeline = f.timeline
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
 			return err
