@@ -275,6 +275,71 @@ func TestTimelineNodeKilled(t *testing.T) {
 	}
 }
 
+// TestTimelineRestartedNode: with -max-restarts, the node started again in
+// a killed one's place writes a part of its own beside the first (same
+// process, later events), joins the ring, and the others record growing it.
+func TestTimelineRestartedNode(t *testing.T) {
+	dir := t.TempDir()
+	const steps = 1500
+	cfg := jobConfig(t, dir, fmt.Sprintf(timelineJob, steps, 100))
+	file := filepath.Join(dir, "trace.json")
+	cmd := exec.Command(dmlrunBin, "-np", "3", "-max-restarts", "1", "-timeline", file, cfg)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitForLog(t, &stderr, "step=300 ", time.Minute)
+	syscall.Kill(nodeOfRank(t, cmd.Process.Pid)[1], syscall.SIGKILL)
+	if err := waitExit(t, cmd, 2*time.Minute, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "all 3 nodes hold identical θ") || !strings.Contains(stderr.String(), "joined the ring") {
+		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
+	}
+	ranks := readTimeline(t, file)
+	r := ranks[1]
+	if r == nil || r.count["process_name"] != 2 || r.count["load data"] != 2 {
+		t.Fatalf("process 1 (killed, then restarted) should have two parts' names and loads: %v", r)
+	}
+	// The first node's steps, then the restarted one's: fewer than the run,
+	// more than the first had done.
+	if c := r.count["compute"]; c <= 300 || c >= steps+300 {
+		t.Errorf("process 1: %d compute events", c)
+	}
+	for _, pid := range []int{0, 2} {
+		if ranks[pid].count["node joining"] < 1 || ranks[pid].count["grow ring"] < 1 {
+			t.Errorf("survivor %d did not record taking the restarted node in: %v", pid, ranks[pid].count)
+		}
+	}
+}
+
+// TestTimelineJobFails: a job that fails (a diverging model: every node
+// stops at the same step) still leaves a valid trace, each node's ending
+// with the error it exited with.
+func TestTimelineJobFails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := jobConfig(t, dir, `name: div
+data: {format: synthetic, synthetic: {task: regression, samples: 2000, features: 5, noise: 0.1}}
+model: {kind: linear}
+optimizer: {kind: sgd, lr: 100}
+training: {batch_size: 64, steps: 5000}
+`)
+	file := filepath.Join(dir, "trace.json")
+	_, errOut, err := dmlrun(t, time.Minute, "-np", "3", "-timeline", file, cfg)
+	if err == nil || !strings.Contains(errOut, "the model diverged") {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	ranks := readTimeline(t, file)
+	for pid := range 3 {
+		r := ranks[pid]
+		if r == nil || r.count["compute"] < 1 || r.count["exit"] != 1 {
+			t.Errorf("process %d: %v", pid, r)
+		}
+	}
+}
+
 // TestTimelineInterrupted: SIGINT or SIGTERM to the launcher mid-run still
 // leaves a valid trace with every node's events.
 func TestTimelineInterrupted(t *testing.T) {
