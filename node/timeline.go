@@ -29,7 +29,7 @@ type TimelineOptions struct {
 }
 
 // DefaultTimelineSteps is the step cap of a timeline part: 10,000 steps are
-// about 3 to 6 MB per node (three or four events a step).
+// 3 to 4 MB per node (three or four events a step, 100 bytes each).
 const DefaultTimelineSteps = 10_000
 
 // maxRingEvents caps the events that are not part of a step (failures,

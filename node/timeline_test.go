@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/transport"
 )
 
@@ -292,5 +293,26 @@ func TestRecorderCapAndRecovery(t *testing.T) {
 		if names[k] != v {
 			t.Errorf("%d %q events, want %d (all: %v)", names[k], k, v, names)
 		}
+	}
+}
+
+// BenchmarkRecorderStep is what a timeline adds to a step: the allreduce
+// and its phase (as the ring reports them), the compute span, and the
+// share of a flush every 10 ms.
+func BenchmarkRecorderStep(b *testing.B) {
+	r, err := startTimeline(TimelineOptions{Part: filepath.Join(b.TempDir(), "p.json"), Steps: 1 << 30}, "h", 0, quietLog)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.close(nil)
+	r.aligned = true
+	b.ReportAllocs()
+	for i := range b.N {
+		t0 := time.Now()
+		r.Begin(ring.SpanAllReduce)
+		r.Begin(ring.SpanRecursiveDoubling)
+		r.End(ring.SpanRecursiveDoubling, uint64(i), nil)
+		r.End(ring.SpanAllReduce, uint64(i), nil)
+		r.step(i+1, t0, time.Now(), 128)
 	}
 }
