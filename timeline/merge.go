@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
@@ -65,22 +66,24 @@ func Merge(dst string, parts []string) (MergeStats, error) {
 		return cmp.Or(cmp.Compare(a.key.Pid, b.key.Pid), cmp.Compare(a.key.Tid, b.key.Tid),
 			cmp.Compare(a.key.Ts, b.key.Ts), cmp.Compare(b.key.Dur, a.key.Dur))
 	})
-	var out bytes.Buffer
-	out.WriteString(header)
-	for i, e := range events {
-		if i > 0 {
-			out.WriteByte(',')
-		}
-		out.WriteByte('\n')
-		out.Write(e.line)
+	for _, e := range events {
 		if e.key.Ph != "M" {
 			st.PIDs = append(st.PIDs, e.key.Pid)
 		}
 	}
 	st.PIDs = slices.Compact(slices.Sorted(slices.Values(st.PIDs)))
 	st.Events = len(events)
-	fmt.Fprintf(&out, "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"producer\":\"dmlrun timeline\",\"parts\":%d,\"torn_lines\":%d}}\n", st.Parts, st.Torn)
-	return st, writeAtomic(dst, out.Bytes())
+	return st, writeAtomic(dst, func(out *bufio.Writer) {
+		out.WriteString(header)
+		for i, e := range events {
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			out.WriteByte('\n')
+			out.Write(e.line)
+		}
+		fmt.Fprintf(out, "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"producer\":\"dmlrun timeline\",\"parts\":%d,\"torn_lines\":%d}}\n", st.Parts, st.Torn)
+	})
 }
 
 // parseLines returns the events of a part, one per line, and the number of
@@ -104,14 +107,16 @@ func parseLines(b []byte) (evs []event, torn int) {
 	return evs, torn
 }
 
-// writeAtomic writes data to path through a temporary file in the same
-// directory, renamed into place.
-func writeAtomic(path string, data []byte) error {
+// writeAtomic writes what write writes to path, through a temporary file in
+// the same directory renamed into place.
+func writeAtomic(path string, write func(*bufio.Writer)) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("timeline %s: %w", path, err)
 	}
-	_, err = f.Write(data)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	write(bw)
+	err = bw.Flush() // the first write error, kept by bw
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
