@@ -33,9 +33,11 @@ type AllReduceOptions struct {
 	Bind       string   `json:"bind"`    // data-plane address of local workers (-np)
 	// Hosts, when set, runs the workers on these hosts (over ssh where not
 	// local) instead of NP local processes.
-	Hosts   []launch.Host `json:"hosts,omitempty"`
-	Remote  launch.Remote `json:"-"`
-	Timeout time.Duration `json:"timeout"`
+	Hosts  []launch.Host `json:"hosts,omitempty"`
+	Remote launch.Remote `json:"-"`
+	// Display, when set, shows the sweep's progress (one size at a time).
+	Display *launch.Display `json:"-"`
+	Timeout time.Duration   `json:"timeout"`
 }
 
 // DefaultAllReduceOptions are the defaults of `dmlrun bench allreduce`.
@@ -215,6 +217,12 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 
 	res := &Result{NP: o.NP, Options: o}
 	writeHeader(out, o)
+	progress := func() {
+		if o.Display != nil {
+			o.Display.Update(launch.Progress{Phase: "allreduce sweep", Unit: "size", Step: len(res.Rows), Steps: len(o.sizes()), World: o.NP})
+		}
+	}
+	progress()
 	done, exited := false, 0
 	var failures []error
 	for exited < o.NP {
@@ -237,6 +245,7 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 		if m.Row != nil {
 			res.Rows = append(res.Rows, *m.Row)
 			writeRow(out, *m.Row)
+			progress()
 		}
 		done = done || m.Done
 	}

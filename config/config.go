@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,16 @@ type Optimizer struct {
 	Beta1    float64 `yaml:"beta1" json:"beta1"`
 	Beta2    float64 `yaml:"beta2" json:"beta2"`
 	Epsilon  float64 `yaml:"epsilon" json:"epsilon"`
+	// Schedule is the learning rate against the step: constant (default),
+	// invscaling (eta0 / t^power_t), step (eta0 · gamma^floor(t/step_size))
+	// or cosine (from eta0 down to 0 at the last step); warmup_steps ramp
+	// linearly up to eta0 first.
+	Schedule    string  `yaml:"schedule" json:"schedule"`
+	Eta0        float64 `yaml:"eta0" json:"eta0"`       // default lr
+	PowerT      float64 `yaml:"power_t" json:"power_t"` // default 0.25, scikit-learn's
+	StepSize    int     `yaml:"step_size" json:"step_size"`
+	Gamma       float64 `yaml:"gamma" json:"gamma"` // default 0.1
+	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"`
 }
 
 // Training sets the schedule.
@@ -117,13 +128,23 @@ type Training struct {
 	Steps     int `yaml:"steps" json:"steps"`
 	Epochs    int `yaml:"epochs" json:"epochs"`
 	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+	// Tol turns on scikit-learn's stopping rule: stop when the epoch's mean
+	// training loss has not improved by more than tol for n_iter_no_change
+	// epochs in a row. Unset: no rule. With tol and neither steps nor
+	// epochs, the run is bounded by max_epochs.
+	Tol           *float64 `yaml:"tol" json:"tol,omitempty"`
+	NIterNoChange int      `yaml:"n_iter_no_change" json:"n_iter_no_change,omitempty"` // default 5
+	MaxEpochs     int      `yaml:"max_epochs" json:"max_epochs,omitempty"`             // default 1000, scikit-learn's max_iter
 }
 
 // Cluster sets the size of the job and its deadlines.
 type Cluster struct {
-	Nodes         int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
-	Timeout       Duration `yaml:"timeout" json:"-"`
-	StepTimeout   Duration `yaml:"step_timeout" json:"-"`
+	Nodes       int      `yaml:"nodes" json:"-"` // how many to wait for; launchers may override
+	Timeout     Duration `yaml:"timeout" json:"-"`
+	StepTimeout Duration `yaml:"step_timeout" json:"-"`
+	// StallWarn is how long a collective waits on a peer before the waiting
+	// node says whom it waits on (default a third of StepTimeout).
+	StallWarn     Duration `yaml:"stall_warn" json:"-"`
 	MinNodes      int      `yaml:"min_nodes" json:"-"`      // a ring trains only with at least this many
 	RejoinTimeout Duration `yaml:"rejoin_timeout" json:"-"` // how long a node without quorum waits
 	// FrameMAC says whether data-plane frames carry a MAC: auto (default:
@@ -237,9 +258,30 @@ func (c *Config) applyDefaults() {
 	if o.LR == 0 {
 		o.LR = 0.01
 	}
+	if o.Schedule == "" {
+		o.Schedule = "constant"
+	}
+	if o.Eta0 == 0 && !math.IsNaN(o.LR) && !math.IsInf(o.LR, 0) { // a bad lr is reported once, as lr
+		o.Eta0 = o.LR
+	}
+	if o.PowerT == 0 {
+		o.PowerT = 0.25
+	}
+	if o.Gamma == 0 {
+		o.Gamma = 0.1
+	}
 	// momentum, beta1, beta2 and epsilon default in train.OptimizerSpec.WithDefaults.
+	if c.Training.NIterNoChange == 0 {
+		c.Training.NIterNoChange = 5
+	}
+	if c.Training.MaxEpochs == 0 {
+		c.Training.MaxEpochs = 1000
+	}
 	if c.Training.Steps == 0 && c.Training.Epochs == 0 {
 		c.Training.Epochs = 1
+		if c.Training.Tol != nil { // the rule decides, up to max_epochs
+			c.Training.Epochs = c.Training.MaxEpochs
+		}
 	}
 	if c.Cluster.Nodes == 0 {
 		c.Cluster.Nodes = 1
@@ -249,6 +291,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Cluster.StepTimeout.Duration == 0 {
 		c.Cluster.StepTimeout.Duration = 30 * time.Second
+	}
+	if c.Cluster.StallWarn.Duration == 0 {
+		c.Cluster.StallWarn.Duration = c.Cluster.StepTimeout.Duration / 3
 	}
 	if c.Cluster.MinNodes == 0 {
 		c.Cluster.MinNodes = 1

@@ -160,6 +160,8 @@ func (c *Config) Validate() error {
 		}
 		if m.Output != "" && !oneOf(m.Output, "regression", "binary", "multiclass") {
 			bad("model.output", "%q is not regression, binary or multiclass", m.Output)
+		} else if m.Output == "" && d.Format != "synthetic" {
+			bad("model.output", "an mlp on data files must be told what its labels are: regression, binary or multiclass (it cannot tell from the file)")
 		}
 	} else if len(m.Hidden) > 0 {
 		bad("model.hidden", "only an mlp has hidden layers")
@@ -186,6 +188,24 @@ func (c *Config) Validate() error {
 	if finite("optimizer.epsilon", o.Epsilon) && o.Epsilon < 0 {
 		bad("optimizer.epsilon", "%v: want a positive epsilon (0 means the default)", o.Epsilon)
 	}
+	if !oneOf(o.Schedule, "constant", "invscaling", "step", "cosine") {
+		bad("optimizer.schedule", "%q is not constant, invscaling, step or cosine", o.Schedule)
+	}
+	if o.Eta0 != 0 && finite("optimizer.eta0", o.Eta0) && o.Eta0 < 0 {
+		bad("optimizer.eta0", "%v: want a positive learning rate (0 means lr)", o.Eta0)
+	}
+	if finite("optimizer.power_t", o.PowerT) && o.PowerT < 0 {
+		bad("optimizer.power_t", "%v is negative", o.PowerT)
+	}
+	if finite("optimizer.gamma", o.Gamma) && (o.Gamma < 0 || o.Gamma > 1) {
+		bad("optimizer.gamma", "%v: want 0 < gamma <= 1", o.Gamma)
+	}
+	if o.Schedule == "step" && o.StepSize < 1 {
+		bad("optimizer.step_size", "%d: the step schedule needs the steps between decays (at least 1)", o.StepSize)
+	} else {
+		count("optimizer.step_size", int64(o.StepSize), 0, " is negative", MaxSteps, "10^9 steps")
+	}
+	count("optimizer.warmup_steps", int64(o.WarmupSteps), 0, " is negative", MaxSteps, "10^9 steps")
 	t := c.Training
 	count("training.batch_size", int64(t.BatchSize), 0, " is negative (0 means full batch)", MaxBatchSize, "2^31 rows in a global batch")
 	count("training.steps", int64(t.Steps), 0, " is negative", MaxSteps, "10^9 steps")
@@ -193,6 +213,11 @@ func (c *Config) Validate() error {
 	if t.Steps > 0 && t.Epochs > 0 {
 		bad("training", "set steps or epochs, not both")
 	}
+	if t.Tol != nil {
+		finite("training.tol", *t.Tol)
+	}
+	count("training.n_iter_no_change", int64(t.NIterNoChange), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
+	count("training.max_epochs", int64(t.MaxEpochs), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
 	count("training.eval_every", int64(t.EvalEvery), 0, " is negative", MaxEvalEvery, "10^9 steps between evaluations")
 	cl := c.Cluster
 	count("cluster.nodes", int64(cl.Nodes), 1, ": want at least 1", MaxNodes, "4096 nodes")
@@ -200,7 +225,7 @@ func (c *Config) Validate() error {
 	for _, dt := range []struct {
 		key string
 		d   time.Duration
-	}{{"cluster.timeout", cl.Timeout.Duration}, {"cluster.step_timeout", cl.StepTimeout.Duration}, {"cluster.rejoin_timeout", cl.RejoinTimeout.Duration}} {
+	}{{"cluster.timeout", cl.Timeout.Duration}, {"cluster.step_timeout", cl.StepTimeout.Duration}, {"cluster.stall_warn", cl.StallWarn.Duration}, {"cluster.rejoin_timeout", cl.RejoinTimeout.Duration}} {
 		switch {
 		case dt.d <= 0:
 			bad(dt.key, "%v: want a positive duration", dt.d)

@@ -125,6 +125,13 @@ func TestValidateBadValues(t *testing.T) {
 		{[]kv{{"cluster.step_timeout", "1000000h"}}, "cluster.step_timeout", "1000000h0m0s is above the limit of 24h"},
 		{[]kv{{"cluster.rejoin_timeout", "24h1s"}}, "cluster.rejoin_timeout", "24h0m1s is above the limit of 24h"},
 		{[]kv{{"cluster.timeout", "-1s"}}, "cluster.timeout", "-1s: want a positive duration"},
+		{[]kv{{"data.format", "csv"}, {"data.train", "x.csv"}, {"data.synthetic", "null"}, {"model.kind", "mlp"}}, "model.output", "an mlp on data files must be told what its labels are"},
+		{[]kv{{"optimizer.schedule", "linear"}}, "optimizer.schedule", `"linear" is not constant, invscaling, step or cosine`},
+		{[]kv{{"optimizer.schedule", "step"}}, "optimizer.step_size", "0: the step schedule needs the steps between decays"},
+		{[]kv{{"optimizer.gamma", "2"}}, "optimizer.gamma", "2: want 0 < gamma <= 1"},
+		{[]kv{{"optimizer.power_t", "-1"}}, "optimizer.power_t", "-1 is negative"},
+		{[]kv{{"optimizer.eta0", "-0.1"}}, "optimizer.eta0", "-0.1: want a positive learning rate"},
+		{[]kv{{"optimizer.warmup_steps", "-3"}}, "optimizer.warmup_steps", "-3 is negative"},
 		{[]kv{{"cluster.frame_mac", "yes"}}, "cluster.frame_mac", `"yes": want auto, on or off`},
 		{[]kv{{"cluster.frame_mac", "off"}, {"cluster.encrypt", "true"}}, "cluster.encrypt", "true with cluster.frame_mac: off"},
 	}...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -41,6 +42,41 @@ type NodeReport struct {
 	Fault string `json:"fault,omitempty"`
 	// Model is the model.json the node wrote (the lowest rank does).
 	Model string `json:"model,omitempty"`
+	// Log is a line for the launcher's terminal (see NoticeHandler).
+	Log *LogLine `json:"log,omitempty"`
+	// Progress is the node's live state, sent a few times a second.
+	Progress *Progress `json:"progress,omitempty"`
+	// Summary is the node's account of the run, with its result.
+	Summary *RunSummary `json:"summary,omitempty"`
+}
+
+// Progress is what a node reports of its run as it goes.
+type Progress struct {
+	Phase   string  `json:"phase"`          // e.g. "loading rows", "training", "recovering"
+	Unit    string  `json:"unit,omitempty"` // what Step counts: "" is training steps (with loss and samples/s), e.g. "size" for a sweep
+	Step    int     `json:"step"`           // steps done
+	Steps   int     `json:"steps"`          // of the whole run
+	Epoch   int     `json:"epoch"`
+	Loss    float64 `json:"loss"`
+	HasLoss bool    `json:"has_loss"`
+	Samples int64   `json:"samples"` // rows processed by the whole ring so far
+	World   int     `json:"world"`
+	Rank    int     `json:"rank"`
+}
+
+// RunSummary is a finished node's account of the run, for the launcher's
+// last lines.
+type RunSummary struct {
+	Steps         int     `json:"steps"`
+	WallSeconds   float64 `json:"wall_s"`
+	SamplesPerSec float64 `json:"samples_per_s"`
+	TrainLoss     float64 `json:"train_loss"`
+	TestLoss      float64 `json:"test_loss"`
+	Metric        string  `json:"metric,omitempty"` // "accuracy" or "r2"
+	Value         float64 `json:"value"`
+	Recoveries    int     `json:"recoveries"`
+	Stopped       string  `json:"stopped,omitempty"` // why training stopped early
+	OutputDir     string  `json:"output_dir,omitempty"`
 }
 
 // JoinList is the launcher's answer: every node's gossip address.
@@ -54,158 +90,256 @@ type JobResult struct {
 	Theta   string       // the θ digest all of them hold
 }
 
-// RunJob starts one node per spec, introduces them to each other, forwards
-// their logs to log, and waits for all of them. A node that fails before
-// training starts fails the job (the others are stopped); one lost during
-// training is reported, and the others recover without it. The job succeeds
-// when at least one node finished and all that finished hold the same θ; it
-// then prints "all N nodes hold identical θ (sha256 ...)" to out, N counting
-// the survivors. Cancelling ctx (Ctrl-C) forwards SIGINT to the nodes, then
-// stops them.
-func RunJob(ctx context.Context, specs []Spec, hellos []NodeHello, out, log io.Writer) (*JobResult, error) {
-	return RunJobRestarting(ctx, specs, hellos, 0, out, log)
+// Job is a training job to run: one node per spec.
+type Job struct {
+	Specs  []Spec
+	Hellos []NodeHello // one per spec
+	// MaxRestarts restarts a node lost during training up to this many
+	// times (as torchrun does); a restarted node joins the running ring.
+	MaxRestarts int
+	// Out receives the result lines ("all N nodes hold identical θ ...").
+	Out io.Writer
+	// Display shows the launcher's lines, the nodes' notices and the
+	// progress.
+	Display *Display
+	// Verbose shows every line of every node's log on the display, with its
+	// label, instead of only the notices.
+	Verbose bool
 }
 
-// RunJobRestarting is RunJob that restarts a node lost during training, up
-// to maxRestarts times per node (as torchrun does); a restarted node joins
-// the running ring.
-func RunJobRestarting(ctx context.Context, specs []Spec, hellos []NodeHello, maxRestarts int, out, log io.Writer) (*JobResult, error) {
-	g, err := Start(ctx, specs, log)
+// RunJob starts the job's nodes, introduces them to each other, shows their
+// notices and progress, and waits for all of them. A node that fails before
+// training starts fails the job (the others are stopped); one lost during
+// training is reported, and the others recover without it. The job succeeds
+// when at least one node finished, all that finished hold the same θ, and
+// one wrote model.json; it then prints a summary and "all N nodes hold
+// identical θ (sha256 ...)" to Out, N counting the survivors. A job that
+// fails returns a *JobError naming the root cause. Cancelling ctx (Ctrl-C)
+// forwards SIGINT to the nodes, then stops them.
+func RunJob(ctx context.Context, job Job) (*JobResult, error) {
+	var raw io.Writer = io.Discard
+	if job.Verbose {
+		raw = job.Display
+	}
+	g, err := Start(ctx, job.Specs, raw)
 	if err != nil {
 		return nil, err
 	}
 	defer g.Stop()
-	n := len(specs)
-	for i := range specs {
-		if err := g.Send(i, hellos[i]); err != nil {
+	r := &jobRun{Job: job, g: g, n: len(job.Specs), d: job.Display}
+	return r.run(ctx)
+}
+
+// jobRun is the state of one RunJob.
+type jobRun struct {
+	Job
+	g  *Group
+	d  *Display
+	n  int
+	fs failures
+
+	gossip      []string
+	reports     []*NodeReport
+	ranks       []int // each node's last reported rank (-1: none yet)
+	exited      int
+	started     int
+	interrupted bool
+	training    bool
+	restarts    []int
+}
+
+func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
+	r.gossip, r.reports, r.ranks, r.restarts = make([]string, r.n), make([]*NodeReport, r.n), make([]int, r.n), make([]int, r.n)
+	for i := range r.ranks {
+		r.ranks[i] = -1
+	}
+	for i := range r.Specs {
+		if err := r.g.Send(i, r.Hellos[i]); err != nil {
 			return nil, err
 		}
 	}
-	gossip := make([]string, n)
-	reports := make([]*NodeReport, n)
-	var failures []error
-	exited, started := 0, 0
-	interrupted, training := false, false
-	var lostNodes []error
-	restarts := make([]int, n)
+	r.d.Phase("gathering nodes")
 	done := ctx.Done()
-	for exited < n {
+	for r.exited < r.n {
 		var ev Event
 		select {
-		case ev = <-g.events:
+		case ev = <-r.g.events:
 		case <-done:
-			interrupted, done = true, nil
-			fmt.Fprintln(log, "dmlrun: interrupted: stopping every node")
-			g.Signal(syscall.SIGINT)
-			go func() { time.Sleep(5 * time.Second); g.Stop() }()
+			r.interrupted, done = true, nil
+			r.d.Printf("dmlrun: interrupted: stopping every node")
+			r.g.Signal(syscall.SIGINT)
+			go func() { time.Sleep(5 * time.Second); r.g.Stop() }()
 			continue
 		}
 		if ev.Exited {
-			exited++
-			if ev.Err != nil && !interrupted && training && len(failures) == 0 {
-				if restarts[ev.Index] < maxRestarts && !allDone(reports) {
-					restarts[ev.Index]++
-					fmt.Fprintf(log, "dmlrun: lost %v; restarting it (%d of %d)\n", ExitError("node "+g.Label(ev.Index), ev.Err), restarts[ev.Index], maxRestarts)
-					if err := g.Restart(ev.Index); err == nil {
-						exited--
-						if err := g.Send(ev.Index, hellos[ev.Index]); err == nil {
-							continue
-						}
-					}
-				}
-				fmt.Fprintf(log, "dmlrun: lost %v; the others go on without it\n", ExitError("node "+g.Label(ev.Index), ev.Err))
-				lostNodes = append(lostNodes, ExitError("node "+g.Label(ev.Index), ev.Err))
-				continue
-			}
-			// Before training, only the first failure counts: the launcher
-			// stops the others.
-			if ev.Err != nil && !interrupted && len(failures) == 0 {
-				err := ExitError("node "+g.Label(ev.Index), ev.Err)
-				if isSSH(specs[ev.Index].Argv) && exitCode(ev.Err) == 255 {
-					err = fmt.Errorf("%w: ssh could not reach or log in to the host (see its lines above)", err)
-				}
-				failures = append(failures, err)
-				go g.Stop() // one node failed: stop the rest rather than wait for their timeouts
-			}
+			r.exit(ev)
 			continue
 		}
-		var r NodeReport
-		if json.Unmarshal(ev.Line, &r) != nil {
-			continue
-		}
-		if r.Gossip != "" {
-			first := gossip[ev.Index] == ""
-			gossip[ev.Index] = r.Gossip
-			switch {
-			case first && started+1 == n:
-				started++
-				for i := range specs {
-					_ = g.Send(i, JoinList{Join: gossip})
-				}
-			case first:
-				started++
-			case started == n: // a restarted node: it joins the running ring
-				_ = g.Send(ev.Index, JoinList{Join: gossip})
-			}
-		}
-		training = training || r.Started
-		if r.Fault != "" && !interrupted {
-			if len(failures) == 0 {
-				failures = append(failures, fmt.Errorf("node %s: %s", g.Label(ev.Index), r.Fault))
-				fmt.Fprintf(log, "dmlrun: node %s failed: %s; stopping the job\n", g.Label(ev.Index), r.Fault)
-				go g.Stop()
-			}
-			continue
-		}
-		if r.Theta != "" || r.Extra != nil { // a result (a benchmark's may hold no θ)
-			reports[ev.Index] = &r
+		var rep NodeReport
+		if json.Unmarshal(ev.Line, &rep) == nil {
+			r.report(ev.Index, rep)
 		}
 	}
-	if interrupted {
+	r.d.Close()
+	if r.interrupted {
 		return nil, errors.New("interrupted")
 	}
-	if len(failures) > 0 {
-		return nil, errors.Join(failures...)
+	if err := r.fs.jobError(false); err != nil {
+		return nil, err
 	}
+	return r.result()
+}
+
+// node names child i for messages: its label, host and last rank.
+func (r *jobRun) node(i int) nodeID {
+	return nodeID{Label: r.g.Label(i), Host: r.Hellos[i].Host, Rank: r.ranks[i]}
+}
+
+// exit handles child ev.Index's exit.
+func (r *jobRun) exit(ev Event) {
+	r.exited++
+	if ev.Err == nil || r.interrupted {
+		return
+	}
+	i := ev.Index
+	if r.training && !r.fs.failed() {
+		if r.restarts[i] < r.MaxRestarts && !allDone(r.reports) {
+			r.restarts[i]++
+			r.d.Printf("dmlrun: lost %v; restarting it (%d of %d)", ExitError("node "+r.g.Label(i), ev.Err), r.restarts[i], r.MaxRestarts)
+			if err := r.g.Restart(i); err == nil {
+				r.exited--
+				if err := r.g.Send(i, r.Hellos[i]); err == nil {
+					return
+				}
+			}
+		}
+		r.d.Printf("dmlrun: lost %v; the others go on without it", ExitError("node "+r.g.Label(i), ev.Err))
+		r.fs.add(failure{node: r.node(i), exit: ev.Err, last: r.g.LastError(i), lost: true})
+		return
+	}
+	// Before training, a node's exit fails the job: the launcher stops the
+	// others rather than wait for their timeouts.
+	f := failure{node: r.node(i), exit: ev.Err, last: r.g.LastError(i)}
+	if isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255 {
+		f.note = "ssh could not reach or log in to the host (see its lines above)"
+	}
+	if r.fs.add(f) {
+		go r.g.Stop()
+	}
+}
+
+// report handles a protocol line from child i.
+func (r *jobRun) report(i int, rep NodeReport) {
+	switch {
+	case rep.Log != nil:
+		if !r.Verbose { // verbose shows the raw line already
+			r.d.Node(r.g.Label(i), *rep.Log)
+		}
+		return
+	case rep.Progress != nil:
+		p := *rep.Progress
+		if p.World > 0 {
+			r.ranks[i] = p.Rank
+		}
+		if p.World > 0 && p.Rank == 0 {
+			r.d.Update(p)
+		}
+		return
+	}
+	if rep.Gossip != "" {
+		r.rendezvous(i, rep.Gossip)
+	}
+	r.training = r.training || rep.Started
+	if rep.Fault != "" && !r.interrupted {
+		if r.fs.add(failure{node: r.node(i), fault: rep.Fault, last: rep.Fault}) {
+			r.d.Printf("dmlrun: node %s failed: %s; stopping the job", r.g.Label(i), rep.Fault)
+			go r.g.Stop()
+		}
+		return
+	}
+	if rep.Theta != "" || rep.Extra != nil { // a result (a benchmark's may hold no θ)
+		r.reports[i] = &rep
+	}
+}
+
+// rendezvous records child i's gossip address and, once every node has
+// one, sends them the join list; a restarted node gets it at once.
+func (r *jobRun) rendezvous(i int, addr string) {
+	first := r.gossip[i] == ""
+	r.gossip[i] = addr
+	switch {
+	case first && r.started+1 == r.n:
+		r.started++
+		for j := range r.Specs {
+			_ = r.g.Send(j, JoinList{Join: r.gossip})
+		}
+	case first:
+		r.started++
+	case r.started == r.n: // a restarted node: it joins the running ring
+		_ = r.g.Send(i, JoinList{Join: r.gossip})
+	}
+}
+
+// result checks what the finished nodes reported and prints the summary.
+func (r *jobRun) result() (*JobResult, error) {
 	res := &JobResult{}
 	var digests []string
-	for i, r := range reports {
-		if r == nil {
-			if training {
+	for i, rep := range r.reports {
+		if rep == nil {
+			if r.training {
 				continue // lost during training: reported above
 			}
-			return nil, fmt.Errorf("node %s exited without reporting its result", g.Label(i))
+			return nil, fmt.Errorf("node %s exited without reporting its result", r.g.Label(i))
 		}
-		res.Reports = append(res.Reports, *r)
-		digests = append(digests, r.Theta)
+		res.Reports = append(res.Reports, *rep)
+		digests = append(digests, rep.Theta)
 	}
 	if len(digests) == 0 {
-		return nil, fmt.Errorf("every node was lost: %w", errors.Join(lostNodes...))
+		return nil, r.fs.jobError(true)
 	}
 	if digests[0] == "" && len(slices.Compact(slices.Sorted(slices.Values(digests)))) == 1 {
 		return res, nil // a benchmark that trained nothing
 	}
-	n = len(digests)
 	if uniq := slices.Compact(slices.Sorted(slices.Values(digests))); len(uniq) != 1 {
 		var lines []string
-		for i, r := range reports {
-			if r != nil {
-				lines = append(lines, fmt.Sprintf("node %s (rank %d): %s", g.Label(i), r.Rank, r.Theta))
+		for i, rep := range r.reports {
+			if rep != nil {
+				lines = append(lines, fmt.Sprintf("node %s (rank %d): %s", r.g.Label(i), rep.Rank, rep.Theta))
 			}
 		}
 		return res, fmt.Errorf("the nodes hold different θ:\n  %s", strings.Join(lines, "\n  "))
 	}
 	res.Theta = digests[0]
-	model := ""
-	for _, r := range res.Reports {
-		model = cmp.Or(model, r.Model)
+	var model string
+	var sum *RunSummary
+	for _, rep := range res.Reports {
+		model = cmp.Or(model, rep.Model)
+		if sum == nil || rep.Model != "" {
+			sum = cmp.Or(rep.Summary, sum)
+		}
 	}
 	if model == "" {
 		return res, errors.New("the nodes finished but none reported writing model.json")
 	}
-	fmt.Fprintf(out, "all %d nodes hold identical θ (sha256 %s)\n", n, res.Theta)
-	fmt.Fprintf(out, "model written to %s\n", model)
+	if sum != nil {
+		fmt.Fprintln(r.Out, sum.line())
+	}
+	fmt.Fprintf(r.Out, "all %d nodes hold identical θ (sha256 %s)\n", len(digests), res.Theta)
+	fmt.Fprintf(r.Out, "model written to %s\n", model)
+	if logs := r.logDir(); logs != "" {
+		fmt.Fprintf(r.Out, "logs in %s\n", logs)
+	}
 	return res, nil
+}
+
+// logDir is the directory of the nodes' log files, when they are files.
+func (r *jobRun) logDir() string {
+	for _, s := range r.Specs {
+		if f, ok := s.Log.(interface{ Name() string }); ok {
+			return filepath.Dir(f.Name())
+		}
+	}
+	return ""
 }
 
 func isSSH(argv []string) bool {
@@ -229,4 +363,25 @@ func allDone(reports []*NodeReport) bool {
 		}
 	}
 	return false
+}
+
+// line is the summary's one line, e.g. "done: 200 steps in 3.2s (61000
+// samples/s), train loss 0.31, test accuracy 0.91, 1 recovery".
+func (s *RunSummary) line() string {
+	wall := time.Duration(s.WallSeconds * float64(time.Second)).Round(time.Millisecond)
+	out := fmt.Sprintf("done: %d steps in %v (%.0f samples/s)", s.Steps, wall, s.SamplesPerSec)
+	if s.Metric != "" {
+		out += fmt.Sprintf(", train loss %.6g, test loss %.6g, test %s %.6g", s.TrainLoss, s.TestLoss, s.Metric, s.Value)
+	}
+	if s.Stopped != "" {
+		out += "; stopped early: " + s.Stopped
+	}
+	switch s.Recoveries {
+	case 0:
+	case 1:
+		out += ", 1 recovery"
+	default:
+		out += fmt.Sprintf(", %d recoveries", s.Recoveries)
+	}
+	return out
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ type Spec struct {
 	Label string   // prefix of its forwarded log lines, e.g. "0" or "h2:1"
 	Argv  []string // program and arguments
 	Env   []string // extra environment, KEY=VALUE
+	// Log, when set, receives every line of the child's standard error as
+	// it is (no prefix): its full log, e.g. a file <output.dir>/logs/rank-N.log.
+	Log io.Writer
 }
 
 // Event is a protocol line from a child, or the news that it exited.
@@ -53,6 +57,7 @@ type Group struct {
 	out    io.Writer
 
 	mu       sync.Mutex
+	lastErr  []string // per child: its last error line, or else its last line
 	exited   []bool
 	stopped  bool
 	stopOnce sync.Once
@@ -62,7 +67,7 @@ type Group struct {
 // Ctrl-C at the terminal reaches only the launcher, which decides what to do.
 // log receives every child's standard error, prefixed with its label.
 func Start(ctx context.Context, specs []Spec, log io.Writer) (*Group, error) {
-	g := &Group{specs: specs, events: make(chan Event, 64*len(specs)+16), out: log, exited: make([]bool, len(specs)),
+	g := &Group{specs: specs, events: make(chan Event, 64*len(specs)+16), out: log, exited: make([]bool, len(specs)), lastErr: make([]string, len(specs)),
 		cmds: make([]*exec.Cmd, len(specs)), stdins: make([]io.WriteCloser, len(specs))}
 	for i := range specs {
 		if err := g.start(i); err != nil {
@@ -134,8 +139,13 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	}()
 	go func() {
 		defer pipes.Done()
+		isErr := false
 		readLines(stderr, maxShown, func(line []byte, cut int) {
 			g.printf(i, "%s%s", line, cutNote(cut))
+			if w := g.specs[i].Log; w != nil {
+				fmt.Fprintf(w, "%s%s\n", line, cutNote(cut))
+			}
+			g.noteLine(i, string(line), &isErr)
 		})
 	}()
 	pipes.Wait()
@@ -144,6 +154,28 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	g.exited[i] = true
 	g.mu.Unlock()
 	g.events <- Event{Index: i, Exited: true, Err: err}
+}
+
+// noteLine keeps child i's last error line: the last slog line at level
+// ERROR or the last "dmlrun: ..." line (a failed command's last word), or,
+// before any, its last line. isErr says whether the kept one is an error.
+func (g *Group) noteLine(i int, line string, isErr *bool) {
+	bad := strings.Contains(line, " level=ERROR ") || strings.HasPrefix(line, "dmlrun: ")
+	if !bad && *isErr || strings.TrimSpace(line) == "" {
+		return
+	}
+	*isErr = bad
+	g.mu.Lock()
+	g.lastErr[i] = line
+	g.mu.Unlock()
+}
+
+// LastError is child i's last error line (see noteLine), "" when it wrote
+// nothing.
+func (g *Group) LastError(i int) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr[i]
 }
 
 func (g *Group) printf(i int, format string, args ...any) {

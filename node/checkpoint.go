@@ -36,7 +36,7 @@ func (t *trainer) saveCheckpoint() error {
 		return nil
 	}
 	b, err := json.Marshal(checkpoint{RunDigest: t.cfg.Digest(), Step: t.done, Theta: t.theta,
-		OptState: t.opt.State(), WorldSize: t.comm.Size(), Written: time.Now().UTC()})
+		OptState: t.appendState(nil), WorldSize: t.comm.Size(), Written: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func readCheckpoint(path, digest string, params, stateLen, steps int) (checkpoin
 func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	c := t.comm
 	mine := -1.0
-	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), len(t.theta), len(t.opt.State()), t.steps)
+	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), len(t.theta), t.stateLen(), t.steps)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -101,8 +101,7 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	if err := c.AllReduce(ctx, root, ring.Min); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
-	st := t.opt.State()
-	buf := make([]float64, len(t.theta)+len(st))
+	buf := make([]float64, len(t.theta)+t.stateLen())
 	if mine == v[0] {
 		copy(buf, ck.Theta)
 		copy(buf[len(t.theta):], ck.OptState)
@@ -111,10 +110,10 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("-resume: %w", err)
 	}
 	copy(t.theta, buf)
-	if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
-		return err
+	if err := t.setState(buf[len(t.theta):]); err != nil {
+		return fmt.Errorf("-resume: %w", err)
 	}
 	t.done = int(v[0])
-	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath())
+	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), noticeIf(t.comm.Rank() == 0))
 	return nil
 }

@@ -61,12 +61,13 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// saveModel writes model.json (rank 0 only) atomically.
+// saveModel writes model.json (rank 0 only) atomically, then training.png
+// from the metrics.csv closed before.
 func (t *trainer) saveModel() error {
 	sum := sha256.Sum256(floatBytes(t.theta))
 	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
 		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
-		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:])}
+		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:]), Stopped: t.stopReason}
 	b, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
 		return err
@@ -75,6 +76,10 @@ func (t *trainer) saveModel() error {
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"))
+	plot, err := saveTrainingPlot(t.cfg.Output.Dir, t.cfg.Name)
+	if err != nil {
+		return err
+	}
+	t.log.Info("saved", "model", path, "metrics", filepath.Join(t.cfg.Output.Dir, "metrics.csv"), "plot", plot, Notice)
 	return nil
 }

@@ -38,6 +38,11 @@ func isRingFailure(err error) bool {
 	return errors.As(err, &r)
 }
 
+// IsPeerFailure reports whether err is a failure of the ring (a peer died,
+// stalled or closed its connections) rather than a fault of this node: a
+// launcher then looks for the cause on the other nodes.
+func IsPeerFailure(err error) bool { return isRingFailure(err) }
+
 // recover re-forms the ring after a failed collective: θ is untouched by the
 // failed step, so the survivors agree on a new ring epoch, on the step to go
 // on from (a node behind receives θ and optimizer state from one ahead),
@@ -55,6 +60,11 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	t.w.tl.ringFailed(failed, cause, t.done)
 	old := t.w.members
 	t.comm.Close()
+	t.w.progress.setPhase(PhaseRecovering)
+	if !errors.Is(cause, errNewMember) {
+		t.recoveries++
+	}
+	defer t.w.progress.setPhase(PhaseTraining)
 	if errors.Is(cause, errNewMember) {
 		t.log.Debug("a node joined: re-forming the ring", "step", t.done)
 	} else {
@@ -105,12 +115,13 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if t.comm.Rank() == 0 {
 			level = t.log.Info // once per recovery, by the new ring's rank 0
 		}
+		t.w.prom.recovered(cause)
 		msg := "ring recovered"
 		if errors.Is(cause, errNewMember) {
 			msg = "ring re-formed"
 		}
 		level(msg, "lost", lost(old, view), "joined", lost(view, old), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
-			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond))
+			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond), noticeIf(t.comm.Rank() == 0))
 		t.w.tl.ringReformed(failed, t.comm.Rank(), t.comm.Size(), t.done)
 		return nil
 	}
@@ -182,14 +193,13 @@ func (t *trainer) resume(ctx context.Context) error {
 				return err
 			}
 		}
-		st := t.opt.State()
-		buf := make([]float64, 0, len(t.theta)+len(st))
-		buf = append(append(buf, t.theta...), st...)
+		buf := make([]float64, 0, len(t.theta)+t.stateLen())
+		buf = t.appendState(append(buf, t.theta...))
 		if err := c.Broadcast(ctx, root, buf); err != nil {
 			return err
 		}
 		copy(t.theta, buf)
-		if err := t.opt.SetState(buf[len(t.theta):]); err != nil {
+		if err := t.setState(buf[len(t.theta):]); err != nil {
 			return err
 		}
 		t.done = high
@@ -350,7 +360,7 @@ func (w *worker) renew(ctx context.Context, ring []Member) error {
 	}
 	w.mem = mem
 	w.log = w.baseLog.With("node", mem.Name())
-	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old)
+	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old, Notice)
 	return nil
 }
 

@@ -54,6 +54,12 @@ type Options struct {
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
 	OnStart func()
+	// Progress, when set, is kept up to date with the run's phase, step and
+	// loss, for a progress display.
+	Progress *Progress
+	// Metrics, when set, is the address (host:port) at which the node
+	// serves Prometheus metrics, at /metrics, for as long as Run runs.
+	Metrics string
 }
 
 // Result is what one node reports when training ends.
@@ -64,6 +70,19 @@ type Result struct {
 	Stats       *StepStats
 	Data        *DataBench // with Options.DataBench: what loading cost
 	Model       string     // the model.json this node wrote ("" on the others)
+	Eval        Eval       // the last evaluation (after the last step)
+	Recoveries  int        // rings this node re-formed after a failure or a join
+	Stopped     string     // why the stopping rule ended the run early ("" if it did not)
+}
+
+// Eval is one evaluation's figures. Metric names the test metric: "r2" for
+// regression, "accuracy" for classification.
+type Eval struct {
+	Step      int     `json:"step"`
+	TrainLoss float64 `json:"train_loss"`
+	TestLoss  float64 `json:"test_loss"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
 }
 
 // Run runs one worker: it joins the cluster, waits for the configured number
@@ -84,12 +103,17 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	digest := cfg.Digest()
 	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log,
-		Protection: protection(cfg.Cluster)}
+		Protection: protection(cfg.Cluster), StallWarn: cfg.Cluster.StallWarn.Duration}
 
 	bindHost, _, err := splitHostPort(o.Bind, 7946)
 	if err != nil {
 		return nil, err
 	}
+	prom, stopProm, err := startPrometheus(o.Metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	defer stopProm()
 	ln, err := transport.Listen(net.JoinHostPort(bindHost, "0"), tcfg)
 	if err != nil {
 		return nil, err
@@ -119,7 +143,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, resume: o.Resume, dataBench: o.DataBench}
+	w := &worker{cfg: cfg, baseLog: log, ln: ln, tcfg: tcfg, mem: mem, onStart: o.OnStart, progress: o.Progress, resume: o.Resume, dataBench: o.DataBench, prom: prom}
+	if w.progress == nil {
+		w.progress = new(Progress) // the stall inspector reads the step from it
+	}
+	w.tcfg.OnStall = w.stalled
 	defer func() { // the current membership: Renew may have replaced the first
 		// A node that fails tells the others at once; at the end of a run
 		// every node is done, and there is nobody left to wait for.
@@ -166,7 +194,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := w.formRing(wctx, members[:nodes], 0, 0); err != nil {
 		return nil, err
 	}
-	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members), "frames", w.comm.Protection())
+	w.log.Info("ring formed", "size", len(w.members), "ring", ringString(w.members), "frames", w.comm.Protection(), noticeIf(w.comm.Rank() == 0))
 
 	t, err := newTrainer(ctx, w)
 	if err != nil {
@@ -202,7 +230,7 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 	for {
 		err := t.tryRing(wctx, w.liveView(wctx), wait.next())
 		if err == nil {
-			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done)
+			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done, Notice)
 			return t.run(ctx)
 		}
 		if wctx.Err() != nil {
@@ -222,8 +250,10 @@ type worker struct {
 	tcfg      transport.Config
 	mem       *Membership
 	onStart   func()
+	progress  *Progress
 	resume    bool
 	dataBench bool
+	prom      *promMetrics // nil without Options.Metrics
 
 	epoch   uint32          // id of the current ring epoch
 	members []Member        // the last ring that may have committed (see formRing), in rank order
@@ -280,6 +310,8 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 		return err
 	}
 	w.comm, w.epoch = comm, epoch
+	w.progress.setRing(rank, len(members))
+	w.prom.ring(comm, epoch)
 	if w.mem != nil && w.mem.self.Ring != epoch {
 		if err := w.mem.SetRing(epoch); err != nil {
 			return err
@@ -341,4 +373,18 @@ func protection(c config.Cluster) transport.Protection {
 		return transport.ProtectNone
 	}
 	return transport.ProtectAuto
+}
+
+// stalled is the stall inspector's warning: a collective of the current ring
+// has waited cluster.stall_warn on one peer. It runs on the step loop's
+// goroutine, once per stalled exchange.
+func (w *worker) stalled(s transport.Stall) {
+	who := fmt.Sprintf("rank %d", s.Peer)
+	if s.Peer >= 0 && s.Peer < len(w.members) {
+		m := w.members[s.Peer]
+		who = fmt.Sprintf("rank %d (host %s, slot %d)", s.Peer, m.Host, m.Slot)
+	}
+	w.log.Warn(fmt.Sprintf("waiting on %s %s for %v: step %d, collective #%d chunk %d",
+		s.Dir, who, s.Waited.Round(time.Second), w.progress.Snapshot().Step, s.Seq, s.Chunk),
+		"peer", s.Peer, Notice)
 }

@@ -31,10 +31,16 @@ var errNewMember = errors.New("a node joined: growing the ring")
 // rows it owns; one allreduce of [Σ gradients, Σ loss, count] gives every node
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
-	w    *worker
-	comm *Comm // w.comm: the current ring
-	cfg  *config.Config
-	log  *slog.Logger
+	w          *worker
+	lastEval   Eval           // the last evaluation, for the run's summary
+	rate       train.Schedule // the learning rate against the step
+	stop       stopper        // scikit-learn's tol / n_iter_no_change rule
+	stopReason string         // why the rule stopped the run ("" when it ran to the end)
+	lastRows   float64        // the last step's global batch rows
+	recoveries int            // ring failures recovered from
+	comm       *Comm          // w.comm: the current ring
+	cfg        *config.Config
+	log        *slog.Logger
 
 	data  *nodeData
 	model train.Model
@@ -73,6 +79,7 @@ func (t *trainer) wantsReform() bool {
 }
 
 func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
+	w.progress.setPhase(PhaseLoading)
 	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
 		return nil, err
 	}
@@ -90,7 +97,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	// No node starts training (and so none counts as lost later) before
 	// every node has read its rows: a node that cannot fails the start.
 	if err := w.comm.Barrier(sctx); err != nil {
-		return nil, fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err)
+		return nil, ringFailure(fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err))
 	}
 	if err := t.openMetrics(w.resume); err != nil {
 		return nil, err
@@ -141,6 +148,12 @@ func (t *trainer) build() error {
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
 	}
+	t.rate = train.Schedule{Kind: o.Schedule, Eta0: o.Eta0, PowerT: o.PowerT, StepSize: o.StepSize, Gamma: o.Gamma,
+		Warmup: o.WarmupSteps, Total: t.steps}
+	if err := t.rate.Validate(); err != nil {
+		return fmt.Errorf("optimizer: %w", err)
+	}
+	t.stop = newStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)
 	t.owned = data.Batch{}
 	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
@@ -193,13 +206,16 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		g[i] /= count
 	}
 	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
-	t.opt.Step(t.theta, g) // θ changes only after a complete allreduce
+	t.opt.SetLR(t.rate.Rate(step + 1)) // a function of the step alone: the same on every node
+	t.opt.Step(t.theta, g)             // θ changes only after a complete allreduce
 	if !finite(t.theta) || math.IsInf(loss, 0) {
 		return 0, t.diverged(step, "θ")
 	}
 	t.done = step + 1
+	t.lastRows = count
 	t.reformNext = t.v[P+2] > 0
 	t.stats.Samples += int64(count)
+	t.w.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
 	return loss, nil
 }
 
@@ -208,9 +224,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	sc := &stepContext{Context: ctx}
 	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
 	start := time.Now()
-	t.log.Info("training", "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
+	t.log.Info("training", "task", t.model.Task(), "loss", lossName(t.model.Task()), "classes", t.data.classes, "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
 		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", P,
-		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch)
+		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch, noticeIf(t.comm.Rank() == 0))
 	if t.w.resume {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
 			return nil, err
@@ -225,6 +241,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if t.w.onStart != nil {
 		t.w.onStart()
 	}
+	t.w.progress.setRun(t.steps, t.perEpoch)
+	t.w.progress.setPhase(PhaseTraining)
 	var loss float64
 	for t.done < t.steps {
 		err := func() error {
@@ -232,6 +250,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			if loss, err = t.step(sc, t.done); err != nil {
 				return err
 			}
+			t.w.progress.stepped(t.done, loss, t.stats.Samples)
+			t.applyStoppingRule(loss)
 			if !t.failedAt.IsZero() {
 				t.firstStepAfterRecovery()
 			}
@@ -266,12 +286,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	t.stats.Wall = time.Since(start)
+	t.w.progress.setPhase(PhaseSaving)
 	sum := sha256.Sum256(floatBytes(t.theta))
-	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats}
+	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats,
+		Eval: t.lastEval, Recoveries: t.recoveries, Stopped: t.stopReason}
 	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
 	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
 		err := t.finish(sc.reset(stepTimeout), res)
 		if err == nil {
+			t.w.progress.setPhase(PhaseDone)
 			return res, nil
 		}
 		if !isRingFailure(err) {
@@ -333,6 +356,7 @@ func (t *trainer) keptNote() string {
 // firstStepAfterRecovery reports, once per recovery, how long training
 // stood still: from the failure to the first step the new ring completed.
 func (t *trainer) firstStepAfterRecovery() {
+	t.w.prom.paused(time.Since(t.failedAt))
 	if t.comm.Rank() == 0 {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm.Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
@@ -359,14 +383,18 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 	if m.N == 0 {
 		return nil
 	}
+	t.w.prom.eval(m, t.model.Task() == train.TaskRegression)
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
 	if t.comm.Rank() == 0 {
 		level = slog.LevelInfo
 	}
+	shown := noticeIf(t.comm.Rank() == 0)
 	if t.model.Task() == train.TaskRegression {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2)
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2, shown)
+		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "r2", Value: m.R2}
 	} else {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy)
+		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy, shown)
+		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "accuracy", Value: m.Accuracy}
 	}
 	if t.metrics != nil {
 		return t.metrics.write(step, (step-1)/t.perEpoch, trainLoss, m, t.model.Task() == train.TaskRegression, t.comm.Size(), elapsed)
@@ -400,4 +428,57 @@ func floatBytes(v []float64) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*8)
+}
+
+// lossName names the loss a task trains on, for the log.
+func lossName(task string) string {
+	switch task {
+	case train.TaskBinary:
+		return "binary cross-entropy"
+	case train.TaskMulticlass:
+		return "cross-entropy"
+	}
+	return "mse"
+}
+
+// applyStoppingRule feeds the step's loss to the stopping rule and, at the
+// end of an epoch where the rule stops, makes this step the last: the θ
+// check, the final evaluation and the outputs follow as at a planned end.
+func (t *trainer) applyStoppingRule(loss float64) {
+	t.stop.step(loss, t.lastRows)
+	if t.done%t.perEpoch != 0 {
+		return
+	}
+	if stop, why := t.stop.endEpoch(t.done, t.done/t.perEpoch); stop {
+		t.steps, t.stopReason = t.done, why
+		t.log.Info("stopping early", "step", t.done, "epoch", t.done/t.perEpoch, "reason", why, noticeIf(t.comm.Rank() == 0))
+	}
+}
+
+// stateLen is the length of the state that travels with θ: the optimizer's
+// and the stopping rule's.
+func (t *trainer) stateLen() int { return len(t.opt.State()) + stopStateLen }
+
+// appendState appends the optimizer's state, then the stopping rule's.
+func (t *trainer) appendState(dst []float64) []float64 {
+	return t.stop.appendState(append(dst, t.opt.State()...))
+}
+
+// setState restores a state that appendState wrote (on another node, or in
+// a checkpoint); a rule that had stopped the run stops it here too.
+func (t *trainer) setState(s []float64) error {
+	if len(s) != t.stateLen() {
+		return fmt.Errorf("state has %d values, this run needs %d", len(s), t.stateLen())
+	}
+	n := len(s) - stopStateLen
+	if err := t.opt.SetState(s[:n]); err != nil {
+		return err
+	}
+	if err := t.stop.setState(s[n:]); err != nil {
+		return err
+	}
+	if t.stop.stopped > 0 {
+		t.steps = t.stop.stopped
+	}
+	return nil
 }

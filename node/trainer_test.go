@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/dmlrun/dmlrun/config"
 )
 
@@ -29,7 +31,8 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 	trs := make([]*trainer, n)
 	errs := parallel(comms, func(c *Comm) error {
 		var err error
-		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members}
+		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members, prom: newPromMetrics()}
+		w.prom.ring(c, 0) // metrics on: the step loop must not allocate with them either
 		trs[c.Rank()], err = newTrainer(context.Background(), w)
 		return err
 	})
@@ -47,7 +50,8 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 }
 
 // TestStepLoopDoesNotAllocate runs steps of logistic regression and of an
-// mlp on two ranks over TCP and counts heap allocations.
+// mlp on two ranks over TCP, with Prometheus metrics on, and counts heap
+// allocations.
 func TestStepLoopDoesNotAllocate(t *testing.T) {
 	for _, model := range []string{"{kind: logistic, l2: 0.01}", "{kind: mlp, hidden: [16, 8]}"} {
 		trs := testTrainers(t, 2, `
@@ -106,6 +110,11 @@ training: {batch_size: 64, steps: 2000}
 		wg.Wait()
 		if slices.Min(counts) > 10 {
 			t.Errorf("%s: allocations in windows of %d steps on 2 ranks: %v", model, steps, counts)
+		}
+		for _, tr := range trs { // the hooks did run
+			if got, want := testutil.ToFloat64(tr.w.prom.steps), float64(from-warm); got != want {
+				t.Errorf("%s: rank %d: dmlrun_steps_total %v after %v steps", model, tr.comm.Rank(), got, want)
+			}
 		}
 	}
 }

@@ -18,6 +18,9 @@ type ModelFile struct {
 	Steps        int       `json:"steps_done"`
 	RunDigest    string    `json:"run_digest"`
 	ThetaSHA256  string    `json:"theta_sha256"`
+	// Stopped says why training stopped before its planned end (the
+	// training.tol rule), "" when it ran to the end.
+	Stopped string `json:"stopped_early,omitempty"`
 }
 
 // ReadModelFile reads and checks a model.json.

@@ -50,6 +50,8 @@ func (s OptimizerSpec) WithDefaults() OptimizerSpec {
 type Optimizer interface {
 	// Step applies one update with gradient grad to θ. It does not allocate.
 	Step(theta, grad []float64)
+	// SetLR sets the learning rate of the next steps (a Schedule's Rate).
+	SetLR(lr float64)
 	// State returns the optimizer's state: nothing for sgd, the velocity
 	// (P) for momentum, [t, m (P), v (P)] for adam. It is a view that the next
 	// Step changes: copy it to keep it.
@@ -120,6 +122,8 @@ func (o *sgd) Step(theta, grad []float64) {
 	}
 }
 
+func (o *sgd) SetLR(lr float64) { o.lr = lr }
+
 func (o *sgd) State() []float64 { return []float64{} }
 
 func (o *sgd) SetState(s []float64) error { return setState(OptSGD, nil, s) }
@@ -136,6 +140,8 @@ func (o *momentum) Step(theta, grad []float64) {
 		theta[i] -= float64(o.lr * o.v[i])
 	}
 }
+
+func (o *momentum) SetLR(lr float64) { o.lr = lr }
 
 func (o *momentum) State() []float64 { return o.v }
 
@@ -163,6 +169,8 @@ func (o *adam) Step(theta, grad []float64) {
 		theta[i] -= float64(o.spec.LR*mhat) / (math.Sqrt(vhat) + o.spec.Epsilon)
 	}
 }
+
+func (o *adam) SetLR(lr float64) { o.spec.LR = lr }
 
 func (o *adam) State() []float64 { return o.state }
 

@@ -41,8 +41,24 @@ type Config struct {
 	// at most one per source IP per interval, which says how many refusals it
 	// stands for. 0 means 10 s; -1 logs every refusal.
 	RefusalLogInterval time.Duration
+	// StallWarn, when positive, is how long an Exchange waits on a peer
+	// before it calls OnStall (once per Exchange): a stall inspector's
+	// warning, long before the deadline fails the exchange.
+	StallWarn time.Duration
+	// OnStall is told which peer an Exchange has been waiting on, for how
+	// long and for what. It runs on the goroutine of the Exchange.
+	OnStall func(Stall)
 	// Logger receives refusals and connection events; nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// Stall describes an Exchange that has waited StallWarn on a peer.
+type Stall struct {
+	Peer   int    // the rank waited on
+	Dir    string // "recv from" or "send to"
+	Waited time.Duration
+	Seq    uint64 // the exchange's sequence number (the collective)
+	Chunk  uint32
 }
 
 const (

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -25,6 +26,10 @@ type Conn struct {
 	closed bool
 
 	sess *session // nil: frames unprotected (ProtectNone)
+
+	// Bytes of frames (headers, payloads, tags) written to and read from
+	// the socket since the handshake; read at any time by Traffic.
+	sent, received atomic.Uint64
 
 	// The current exchange's outgoing frame: header, payload (or its
 	// ciphertext and tag), and the MAC tag if any.
@@ -121,6 +126,13 @@ func (c *Conn) peerClosed() bool {
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }
 
+// Traffic returns the bytes of frames (headers, payloads and tags, not the
+// handshake) sent and received on this connection so far. It is safe to call
+// from any goroutine, also during an Exchange and after Close.
+func (c *Conn) Traffic() (sent, received uint64) {
+	return c.sent.Load(), c.received.Load()
+}
+
 // Protection is what guards this connection's frames (None, MAC or Encrypt).
 func (c *Conn) Protection() Protection {
 	if c.sess == nil {
@@ -206,6 +218,7 @@ func (c *Conn) writeSome() (int, error) {
 		switch e {
 		case 0:
 			c.wdone += int(n)
+			c.sent.Add(uint64(n))
 			return int(n), nil
 		case syscall.EINTR:
 			continue
@@ -230,6 +243,7 @@ func (c *Conn) readSome() (int, error) {
 			return 0, io.EOF
 		}
 		c.rdone += int(n)
+		c.received.Add(uint64(n))
 		return int(n), nil
 	}
 }

@@ -37,6 +37,8 @@ type Mesh struct {
 	epoch      uint32
 	conns      []*Conn // by rank; nil where there is no link
 	spin       int
+	stallWarn  time.Duration
+	onStall    func(Stall)
 
 	mu      sync.Mutex // held by Exchange; Close waits for it
 	aborted atomic.Bool
@@ -49,7 +51,8 @@ type Mesh struct {
 // waits on ln for the peer to dial in. It returns when all links are up, or
 // with every failure joined once ctx ends.
 func Connect(ctx context.Context, ln *Listener, cfg Config, epoch uint32, rank int, addrs []string, links []int) (*Mesh, error) {
-	m := &Mesh{rank: rank, size: len(addrs), epoch: epoch, conns: make([]*Conn, len(addrs)), spin: cfg.spin()}
+	m := &Mesh{rank: rank, size: len(addrs), epoch: epoch, conns: make([]*Conn, len(addrs)), spin: cfg.spin(),
+		stallWarn: cfg.StallWarn, onStall: cfg.OnStall}
 	for _, p := range links { // all checked before any dial starts
 		if p < 0 || p >= len(addrs) || p == rank {
 			return nil, fmt.Errorf("connect: bad link to rank %d (size %d, self %d)", p, len(addrs), rank)
@@ -118,6 +121,8 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 	// that the arriving data needs; ppoll's check takes no lock.
 	sendReady, recvReady := true, true
 	spins := 0
+	var parked time.Time // when this exchange first slept: the stall clock
+	warned := m.stallWarn <= 0 || m.onStall == nil
 	for {
 		if s != nil && s.wdone < s.wsize && sendReady {
 			if _, err := s.writeSome(); err != nil && err != syscall.EAGAIN {
@@ -160,6 +165,9 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 				}
 				return m.fail(dir, c, fmt.Errorf("%s (step %d, chunk %d): %w", why, seq, chunk, err))
 			}
+			if !warned {
+				warned = m.checkStall(&parked, s, r, receiving, seq, chunk)
+			}
 			wait = pollInterval
 			if d, ok := ctx.Deadline(); ok {
 				wait = max(time.Microsecond, min(wait, time.Until(d)))
@@ -186,6 +194,28 @@ func (m *Mesh) Exchange(ctx context.Context, to int, send []byte, from int, recv
 			spins = 0
 		}
 	}
+}
+
+// checkStall starts the stall clock at the first sleep of an exchange and,
+// once it has run StallWarn, tells OnStall whom the exchange waits on (the
+// receive first: a send blocks only when the peer stopped reading). It
+// reports whether it told.
+func (m *Mesh) checkStall(parked *time.Time, s, r *Conn, receiving bool, seq uint64, chunk uint32) bool {
+	now := time.Now()
+	if parked.IsZero() {
+		*parked = now
+		return false
+	}
+	waited := now.Sub(*parked)
+	if waited < m.stallWarn {
+		return false
+	}
+	c, dir := r, "recv from"
+	if !receiving {
+		c, dir = s, "send to"
+	}
+	m.onStall(Stall{Peer: c.Peer(), Dir: dir, Waited: waited, Seq: seq, Chunk: chunk})
+	return true
 }
 
 // poll waits in ppoll(2), for at most wait (0: just look), until r is
@@ -270,6 +300,17 @@ func (m *Mesh) Protection() Protection {
 		return ProtectNone
 	}
 	return weakest
+}
+
+// Traffic returns the bytes of frames sent to and received from rank peer
+// over this mesh (see Conn.Traffic), and false when the mesh has no link to
+// it. It is safe to call from any goroutine, also after Close.
+func (m *Mesh) Traffic(peer int) (sent, received uint64, ok bool) {
+	if peer < 0 || peer >= len(m.conns) || m.conns[peer] == nil {
+		return 0, 0, false
+	}
+	sent, received = m.conns[peer].Traffic()
+	return sent, received, true
 }
 
 func (m *Mesh) link(rank int) *Conn {

@@ -409,3 +409,85 @@ func TestMeshAbortDuringClose(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestMeshTraffic: every frame's bytes on the wire (header, payload, and the
+// tag when frames are protected) are counted once by the sender and once by
+// the receiver, per peer rank; a rank without a link reports none.
+func TestMeshTraffic(t *testing.T) {
+	for _, tc := range []struct {
+		protect Protection
+		perTag  uint64 // bytes a frame's protection adds
+	}{
+		{ProtectNone, 0},
+		{ProtectMAC, tagSize},
+		{ProtectEncrypt, tagSize},
+	} {
+		t.Run(tc.protect.String(), func(t *testing.T) {
+			const n = 3
+			meshes := newRing(t, n, withProtection(tc.protect))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sizes := []int{0, 8, 70000}
+			var want uint64
+			for i, size := range sizes {
+				tos, froms := make([]int, n), make([]int, n)
+				sends, recvs := make([][]byte, n), make([][]byte, n)
+				for r := range n {
+					tos[r], froms[r] = (r+1)%n, (r+n-1)%n
+					sends[r], recvs[r] = make([]byte, size), make([]byte, size)
+				}
+				if err := runExchanges(ctx, meshes, tos, froms, sends, recvs, uint64(i+1), 0); err != nil {
+					t.Fatal(err)
+				}
+				want += HeaderSize + uint64(size) + tc.perTag
+			}
+			for r, m := range meshes {
+				next, prev := (r+1)%n, (r+n-1)%n
+				if sent, _, ok := m.Traffic(next); !ok || sent != want {
+					t.Errorf("rank %d: sent %d bytes to rank %d (link %v), want %d", r, sent, next, ok, want)
+				}
+				if _, recv, ok := m.Traffic(prev); !ok || recv != want {
+					t.Errorf("rank %d: received %d bytes from rank %d (link %v), want %d", r, recv, prev, ok, want)
+				}
+				for _, p := range []int{-1, r, n} {
+					if _, _, ok := m.Traffic(p); ok {
+						t.Errorf("rank %d: Traffic(%d) reports a link", r, p)
+					}
+				}
+			}
+			m := meshes[0]
+			m.Close()
+			if sent, _, _ := m.Traffic(1); sent != want {
+				t.Errorf("after Close: sent %d, want %d", sent, want)
+			}
+		})
+	}
+}
+
+// TestExchangeStallWarning: an exchange that waits StallWarn on a silent
+// peer says so once, naming the peer and what it waits for, and still fails
+// at its deadline.
+func TestExchangeStallWarning(t *testing.T) {
+	stalls := make(chan Stall, 8)
+	cfg := testConfig()
+	cfg.StallWarn = 50 * time.Millisecond
+	cfg.OnStall = func(s Stall) { stalls <- s }
+	meshes := newRing(t, 2, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	err := meshes[0].Exchange(ctx, -1, nil, 1, make([]byte, 64), 7, 3) // rank 1 sends nothing
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Exchange: %v, want the deadline", err)
+	}
+	close(stalls)
+	var got []Stall
+	for s := range stalls {
+		got = append(got, s)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d stall warnings, want 1: %+v", len(got), got)
+	}
+	if s := got[0]; s.Peer != 1 || s.Dir != "recv from" || s.Seq != 7 || s.Chunk != 3 || s.Waited < cfg.StallWarn {
+		t.Fatalf("stall %+v", s)
+	}
+}

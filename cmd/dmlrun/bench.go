@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dmlrun/dmlrun/bench"
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -19,7 +21,7 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	switch args[0] {
 	case "allreduce":
-		o, jsonFile, err := parseBenchAllReduce(args[1:], stderr)
+		o, files, err := parseBenchAllReduce(args[1:], stderr)
 		if err != nil {
 			return usageErr(err)
 		}
@@ -28,14 +30,23 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return err
 		}
 		o.Remote.Self = self
-		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
-		if jsonFile != "" && res != nil && len(res.Rows) > 0 {
+		o.Display = launch.NewDisplay(stderr, files.progress)
+		out := stdout
+		if o.Display.Mode() == launch.ProgressBar && launch.IsTerminal(stdout) {
+			out = o.Display // the rows go above the bar, not through it
+		}
+		res, err := bench.RunAllReduce(ctx, o, []string{self, "bench", "worker"}, out, stderr)
+		o.Display.Close()
+		if res == nil || len(res.Rows) == 0 {
+			return err
+		}
+		if files.json != "" {
 			b, _ := json.MarshalIndent(res, "", "  ")
-			if werr := os.WriteFile(jsonFile, append(b, '\n'), 0o644); werr != nil && err == nil {
+			if werr := os.WriteFile(files.json, append(b, '\n'), 0o644); werr != nil && err == nil {
 				err = werr
 			}
 		}
-		return err
+		return benchPlot(stdout, files.plot, res.PlotPNG, err)
 	case "train":
 		return benchTrainCmd(ctx, args[1:], stdout, stderr)
 	case "data":
@@ -49,8 +60,15 @@ func benchCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return fmt.Errorf("%w: unknown benchmark %q (want allreduce, train, data or compare)", errUsage, args[0])
 }
 
+// benchFiles are what a benchmark shows and writes besides its table.
+type benchFiles struct {
+	json     string              // -json: the rows as JSON
+	plot     string              // -plot: busbw against size, PNG
+	progress launch.ProgressMode // -progress
+}
+
 // parseBenchAllReduce parses the flags of `dmlrun bench allreduce`.
-func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOptions, string, error) {
+func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOptions, benchFiles, error) {
 	o := bench.DefaultAllReduceOptions()
 	fs := flag.NewFlagSet("dmlrun bench allreduce", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,21 +87,27 @@ func parseBenchAllReduce(args []string, stderr io.Writer) (bench.AllReduceOption
 	fs.StringVar(&o.Protect, "protect", o.Protect, "frame protection: auto (MAC except on loopback), none, mac or encrypt")
 	fs.StringVar(&o.Bind, "bind", o.Bind, "data-plane address of the local ranks")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "deadline of each size's timed loop")
-	jsonFile := fs.String("json", "", "also write the rows as JSON to this file")
+	var files benchFiles
+	fs.StringVar(&files.json, "json", "", "also write the rows as JSON to this file")
+	fs.StringVar(&files.plot, "plot", "", "also draw busbw against message size to this PNG file")
+	progress := fs.String("progress", "auto", "progress of the sweep: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
 	hostsFile := fs.String("hosts", "", "run the ranks on the hosts of this hosts file instead of -np local processes")
 	hostList := fs.String("H", "", "hosts inline: h1:2,h2:2")
 	ssh := fs.String("ssh", "ssh", "ssh client command for remote hosts")
 	fs.StringVar(&o.Remote.Bin, "remote-bin", "", "dmlrun binary on the remote hosts (default: this binary's path)")
 	if err := fs.Parse(args); err != nil {
-		return o, "", err
+		return o, files, err
 	}
 	o.Remote.SSH = strings.Fields(*ssh)
 	var err error
+	if files.progress, err = launch.ParseProgressMode(*progress); err != nil {
+		return o, files, err
+	}
 	if o.Hosts, err = parseHosts(*hostsFile, *hostList); err != nil {
-		return o, "", err
+		return o, files, err
 	}
 	if fs.NArg() > 0 {
-		return o, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, files, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return o, *jsonFile, o.Validate()
+	return o, files, errors.Join(o.Validate(), checkPlotFlag(files.plot))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +16,7 @@ import (
 // compareCmd runs `dmlrun bench compare`: dmlrun's allreduce sweep
 // interleaved with Open MPI's and gloo's, where installed, in one table.
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, jsonFile, err := parseBenchCompare(args, stderr)
+	o, files, err := parseBenchCompare(args, stderr)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -24,17 +25,20 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("finding the dmlrun binary to start workers from: %w", err)
 	}
 	res, err := bench.Compare(ctx, o, []string{self, "bench", "worker"}, stdout, stderr)
-	if jsonFile != "" && res != nil {
+	if res == nil {
+		return err
+	}
+	if files.json != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
-		if werr := os.WriteFile(jsonFile, append(b, '\n'), 0o644); werr != nil && err == nil {
+		if werr := os.WriteFile(files.json, append(b, '\n'), 0o644); werr != nil && err == nil {
 			err = fmt.Errorf("writing the comparison: %w", werr)
 		}
 	}
-	return err
+	return benchPlot(stdout, files.plot, res.PlotPNG, err)
 }
 
 // parseBenchCompare parses the flags of `dmlrun bench compare`.
-func parseBenchCompare(args []string, stderr io.Writer) (bench.CompareOptions, string, error) {
+func parseBenchCompare(args []string, stderr io.Writer) (bench.CompareOptions, benchFiles, error) {
 	o := bench.DefaultCompareOptions()
 	o.PeersDir = findPeersDir()
 	fs := flag.NewFlagSet("dmlrun bench compare", flag.ContinueOnError)
@@ -48,14 +52,16 @@ func parseBenchCompare(args []string, stderr io.Writer) (bench.CompareOptions, s
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds per process count; each system's best round counts")
 	fs.StringVar(&o.PeersDir, "peers", o.PeersDir, "directory of the peer programs (mpi_allreduce.c, gloo_allreduce.py)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "deadline of each run of each system; a run still going is killed")
-	jsonFile := fs.String("json", "", "also write every number as JSON to this file")
+	var files benchFiles
+	fs.StringVar(&files.json, "json", "", "also write every number as JSON to this file")
+	fs.StringVar(&files.plot, "plot", "", "also draw each system's busbw against message size to this PNG file")
 	if err := fs.Parse(args); err != nil {
-		return o, "", err
+		return o, files, err
 	}
 	if fs.NArg() > 0 {
-		return o, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, files, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return o, *jsonFile, o.Validate()
+	return o, files, errors.Join(o.Validate(), checkPlotFlag(files.plot))
 }
 
 // findPeersDir is bench/peers in the current directory or the nearest parent

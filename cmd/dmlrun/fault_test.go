@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmlrun/dmlrun/plots"
 )
 
 // TestJobFaultsStopTheJob: a fault of the job itself, which every node
@@ -101,7 +103,7 @@ checkpoint: {every: 10}
 
 // TestRankZeroLostAfterLastStep: rank 0 dies after the last step, before it
 // writes its outputs; the survivors re-form the ring, the new rank 0 writes
-// model.json, and the job succeeds with θ bitwise equal to an
+// model.json and training.png, and the job succeeds with θ bitwise equal to an
 // uninterrupted run's.
 func TestRankZeroLostAfterLastStep(t *testing.T) {
 	dir := t.TempDir()
@@ -130,6 +132,8 @@ cluster: {rejoin_timeout: 30s}
 	if m.Steps != 200 {
 		t.Fatalf("%d steps", m.Steps)
 	}
+	// The new rank 0 draws the plot from the metrics.csv the old one wrote.
+	checkPlot(t, filepath.Join(outDir(cfg), "training.png"), plots.TrainingWidth, plots.TrainingHeight)
 	for i := range m.Theta {
 		if m.Theta[i] != ref.Theta[i] {
 			t.Fatalf("θ[%d] = %v, uninterrupted %v", i, m.Theta[i], ref.Theta[i])

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 func TestParseBenchAllReduce(t *testing.T) {
@@ -80,9 +83,64 @@ func TestParseLaunch(t *testing.T) {
 		{[]string{"-H", "a", "-port", "70000"}, "-port 70000"},
 		{[]string{"-H", "a", "-ssh", " "}, "-ssh is empty"},
 		{[]string{"-np", "2", "a.yaml", "b.yaml"}, "one train.yaml expected"},
+		{[]string{"-np", "2", "-metrics-port", "-1"}, "-metrics-port -1: want 1 to 65535"},
+		{[]string{"-np", "2", "-metrics-port", "65536"}, "-metrics-port 65536"},
 	} {
 		if _, err := parseLaunch(tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestCheckMetricsPorts: every slot's metrics port (P+slot) must exist and
+// stay clear of the gossip ports (-port+slot).
+func TestCheckMetricsPorts(t *testing.T) {
+	hosts := func(slots ...int) []launch.Host {
+		var hs []launch.Host
+		for i, n := range slots {
+			hs = append(hs, launch.Host{Name: fmt.Sprint("h", i), Slots: n})
+		}
+		return hs
+	}
+	for _, tc := range []struct {
+		base, gossip int
+		hosts        []launch.Host
+		want         string // "" = no error
+	}{
+		{0, 7946, hosts(4), ""},
+		{9100, 0, hosts(3), ""},
+		{9100, 7946, hosts(2, 4), ""},
+		{65533, 0, hosts(3), ""},
+		{65534, 0, hosts(1, 3), "-metrics-port 65534: a host with 3 slots needs ports 65534 to 65536, beyond 65535: choose a port of at most 65533"},
+		{7948, 7946, hosts(4), "-metrics-port 7948: ports 7948 to 7951 overlap the gossip ports of -port 7946 (7946 to 7949)"},
+		{7943, 7946, hosts(4), "overlap"},
+		{7942, 7946, hosts(4), ""},
+		{7950, 7946, hosts(4), ""},
+	} {
+		err := checkMetricsPorts(tc.base, tc.gossip, tc.hosts)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("-metrics-port %d, -port %d, %v: error %v, want %q", tc.base, tc.gossip, tc.hosts, err, tc.want)
+		}
+	}
+}
+
+func TestParseNodeMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		arg, want string // want: the error ("" = none)
+	}{
+		{"127.0.0.1:9100", ""},
+		{":9100", ""},
+		{"[::1]:0", ""},
+		{"127.0.0.1", `-metrics "127.0.0.1": want host:port`},
+		{"127.0.0.1:http", `port "http": want 0 to 65535`},
+		{"127.0.0.1:70000", `port "70000"`},
+	} {
+		f, err := parseNode([]string{"-metrics", tc.arg}, &bytes.Buffer{})
+		switch {
+		case tc.want == "" && (err != nil || f.metrics != tc.arg):
+			t.Errorf("-metrics %s: %+v, %v", tc.arg, f, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("-metrics %s: error %v, want %q", tc.arg, err, tc.want)
 		}
 	}
 }

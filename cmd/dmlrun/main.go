@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/dmlrun/dmlrun/launch"
 )
 
 const usage = `usage:
@@ -49,6 +51,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "dmlrun: %v\n", err)
 		return 2
+	}
+	var je *launch.JobError
+	if errors.As(err, &je) { // the root-cause node's status, as torchrun does
+		fmt.Fprintf(stderr, "dmlrun: %v\n", err)
+		return je.Code
 	}
 	fmt.Fprintf(stderr, "dmlrun: %v\n", err)
 	return 1

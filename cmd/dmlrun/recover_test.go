@@ -22,7 +22,7 @@ cluster: {rejoin_timeout: %s}
 // startJob starts `dmlrun -np n cfg` and returns it with its stderr.
 func startJob(t *testing.T, n int, cfg string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(dmlrunBin, "-np", fmt.Sprint(n), cfg)
+	cmd := exec.Command(dmlrunBin, "-np", fmt.Sprint(n), "-v", cfg) // -v: every node's lines, which the tests read
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

@@ -117,6 +117,14 @@ func readTimeline(t *testing.T, path string) map[int]*rankTrace {
 	return ranks
 }
 
+// counts is r's events by name (nil for no process), for messages.
+func counts(r *rankTrace) map[string]int {
+	if r == nil {
+		return nil
+	}
+	return r.count
+}
+
 // lastTs is the end of the latest complete event of r on any lane.
 func (r *rankTrace) lastTs() float64 {
 	end := 0.0
@@ -218,7 +226,7 @@ func TestTimelineNodeKilled(t *testing.T) {
 	const steps = 1500
 	cfg := jobConfig(t, dir, fmt.Sprintf(timelineJob, steps, 100))
 	file := filepath.Join(dir, "trace.json")
-	cmd := exec.Command(dmlrunBin, "-np", "3", "-timeline", file, cfg)
+	cmd := exec.Command(dmlrunBin, "-np", "3", "-v", "-timeline", file, cfg) // -v: the node lines the test waits for
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -239,13 +247,17 @@ func TestTimelineNodeKilled(t *testing.T) {
 	}
 	ranks := readTimeline(t, file)
 	dead := ranks[1]
-	if dead == nil || dead.count["compute"] < 300 || dead.count["compute"] >= steps {
-		t.Fatalf("the killed node's events: %v", dead)
+	// It was killed after step 300; its part holds what it flushed, every
+	// 10 ms (a few steps here).
+	if dead == nil || dead.count["compute"] < 250 || dead.count["compute"] >= steps {
+		t.Fatalf("the killed node's events: %v", counts(dead))
 	}
 	for _, pid := range []int{0, 2} {
+		// Every step, but one if this survivor was behind when the ring
+		// failed: it received that step's θ instead of computing it.
 		r := ranks[pid]
-		if r == nil || r.count["compute"] != steps {
-			t.Fatalf("survivor %d: %v", pid, r)
+		if r == nil || r.count["compute"] < steps-1 || r.count["compute"] > steps {
+			t.Fatalf("survivor %d: %v", pid, counts(r))
 		}
 		for _, name := range []string{"ring failed", "re-form ring", "re-shard", "recovery", "align clocks"} {
 			if r.count[name] < 1 {
@@ -283,7 +295,7 @@ func TestTimelineRestartedNode(t *testing.T) {
 	const steps = 1500
 	cfg := jobConfig(t, dir, fmt.Sprintf(timelineJob, steps, 100))
 	file := filepath.Join(dir, "trace.json")
-	cmd := exec.Command(dmlrunBin, "-np", "3", "-max-restarts", "1", "-timeline", file, cfg)
+	cmd := exec.Command(dmlrunBin, "-np", "3", "-v", "-max-restarts", "1", "-timeline", file, cfg)
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -301,7 +313,7 @@ func TestTimelineRestartedNode(t *testing.T) {
 	ranks := readTimeline(t, file)
 	r := ranks[1]
 	if r == nil || r.count["process_name"] != 2 || r.count["load data"] != 2 {
-		t.Fatalf("process 1 (killed, then restarted) should have two parts' names and loads: %v", r)
+		t.Fatalf("process 1 (killed, then restarted) should have two parts' names and loads: %v", counts(r))
 	}
 	// The first node's steps, then the restarted one's: fewer than the run,
 	// more than the first had done.
@@ -309,8 +321,8 @@ func TestTimelineRestartedNode(t *testing.T) {
 		t.Errorf("process 1: %d compute events", c)
 	}
 	for _, pid := range []int{0, 2} {
-		if ranks[pid].count["node joining"] < 1 || ranks[pid].count["grow ring"] < 1 {
-			t.Errorf("survivor %d did not record taking the restarted node in: %v", pid, ranks[pid].count)
+		if c := counts(ranks[pid]); c["node joining"] < 1 || c["grow ring"] < 1 {
+			t.Errorf("survivor %d did not record taking the restarted node in: %v", pid, c)
 		}
 	}
 }
@@ -335,7 +347,7 @@ training: {batch_size: 64, steps: 5000}
 	for pid := range 3 {
 		r := ranks[pid]
 		if r == nil || r.count["compute"] < 1 || r.count["exit"] != 1 {
-			t.Errorf("process %d: %v", pid, r)
+			t.Errorf("process %d: %v", pid, counts(r))
 		}
 	}
 }
@@ -348,7 +360,7 @@ func TestTimelineInterrupted(t *testing.T) {
 			dir := t.TempDir()
 			cfg := jobConfig(t, dir, fmt.Sprintf(timelineJob, 100_000_000, 100))
 			file := filepath.Join(dir, "trace.json")
-			cmd := exec.Command(dmlrunBin, "-np", "3", "-timeline", file, cfg)
+			cmd := exec.Command(dmlrunBin, "-np", "3", "-v", "-timeline", file, cfg) // -v: the node lines the test waits for
 			var stderr syncBuffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -362,8 +374,8 @@ func TestTimelineInterrupted(t *testing.T) {
 			}
 			ranks := readTimeline(t, file)
 			for pid := range 3 {
-				if r := ranks[pid]; r == nil || r.count["compute"] < 300 {
-					t.Errorf("process %d: %v\n%s", pid, r, stderr.String())
+				if r := ranks[pid]; r == nil || r.count["compute"] < 250 {
+					t.Errorf("process %d: %v", pid, counts(r))
 				}
 			}
 		})

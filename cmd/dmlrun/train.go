@@ -1,15 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
@@ -33,8 +38,12 @@ type launchFlags struct {
 	ssh, remoteBin      string
 	port                int
 	iface               string
-	verbose, resume     bool
+	verbose, debug      bool
+	resume              bool
 	maxRestarts         int
+	progress            launch.ProgressMode
+	logDir              string
+	metricsPort         int
 	timeline            string // -timeline FILE: a Chrome trace of the job
 	timelineSteps       int
 	config              string
@@ -51,9 +60,13 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.StringVar(&f.remoteBin, "remote-bin", "", "dmlrun binary on the remote hosts (default: this binary's path)")
 	fs.IntVar(&f.port, "port", 7946, "gossip port of slot 0 on each host (slot i uses port+i; 0 = OS-chosen)")
 	fs.StringVar(&f.iface, "iface", "", "network interface the nodes bind to (default: the address in the hosts file, or all)")
-	fs.BoolVar(&f.verbose, "v", false, "debug logging on every node")
+	fs.BoolVar(&f.verbose, "v", false, "show every node's full log on the terminal, each line prefixed with its node")
+	fs.BoolVar(&f.debug, "debug", false, "debug logging on every node")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	fs.IntVar(&f.maxRestarts, "max-restarts", 0, "restart a node lost during training up to this many times (it rejoins the ring)")
+	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
+	fs.StringVar(&f.logDir, "log-dir", "", "where each node's full log goes, as rank-N.log (default <output.dir>/logs)")
+	fs.IntVar(&f.metricsPort, "metrics-port", 0, "every node serves Prometheus metrics at /metrics, slot i of each host on this port + i (0: none)")
 	fs.StringVar(&f.timeline, "timeline", "", "write a Chrome trace of the job (every rank's steps, allreduces, data loading, recoveries) to `FILE`")
 	fs.IntVar(&f.timelineSteps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps of each node in the -timeline trace")
 	if err := fs.Parse(args); err != nil {
@@ -62,10 +75,13 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	if f.timelineSteps < 1 {
 		return f, fmt.Errorf("-timeline-steps %d: want at least 1", f.timelineSteps)
 	}
+	var err error
+	if f.progress, err = launch.ParseProgressMode(*progress); err != nil {
+		return f, err
+	}
 	if f.maxRestarts < 0 {
 		return f, fmt.Errorf("-max-restarts %d is negative", f.maxRestarts)
 	}
-	var err error
 	if f.config, err = configArg(fs); err != nil {
 		return f, err
 	}
@@ -83,6 +99,9 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	}
 	if f.port < 0 || f.port > 65535 {
 		return f, fmt.Errorf("-port %d: want 0 to 65535", f.port)
+	}
+	if f.metricsPort < 0 || f.metricsPort > 65535 {
+		return f, fmt.Errorf("-metrics-port %d: want 1 to 65535 (0: no metrics)", f.metricsPort)
 	}
 	if len(strings.Fields(f.ssh)) == 0 {
 		return f, errors.New("-ssh is empty")
@@ -110,6 +129,26 @@ func parseHosts(file, list string) ([]launch.Host, error) {
 		return launch.ParseHostList(list)
 	}
 	return nil, nil
+}
+
+// checkMetricsPorts checks that the ports -metrics-port gives every slot
+// of every host (base+slot) exist, and that they do not overlap the gossip
+// ports of -port (gossip+slot, when gossip is not 0).
+func checkMetricsPorts(base, gossip int, hosts []launch.Host) error {
+	if base == 0 {
+		return nil
+	}
+	slots := 0
+	for _, h := range hosts {
+		slots = max(slots, h.Slots)
+	}
+	if last := base + slots - 1; last > 65535 {
+		return fmt.Errorf("-metrics-port %d: a host with %d slots needs ports %d to %d, beyond 65535: choose a port of at most %d", base, slots, base, last, 65536-slots)
+	}
+	if gossip > 0 && base < gossip+slots && gossip < base+slots {
+		return fmt.Errorf("-metrics-port %d: ports %d to %d overlap the gossip ports of -port %d (%d to %d)", base, base, base+slots-1, gossip, gossip, gossip+slots-1)
+	}
+	return nil
 }
 
 // hosts returns where the nodes run.
@@ -159,6 +198,12 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	for _, h := range hosts {
 		allLocal = allLocal && h.IsLocal()
 	}
+	if f.np > 0 {
+		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
+	}
+	if err := checkMetricsPorts(f.metricsPort, port, hosts); err != nil {
+		return nil, nil, err
+	}
 	if allLocal { // the nodes read these very paths: a missing one fails here, once
 		for _, ps := range []config.Paths{cfg.Data.Train, cfg.Data.Test} {
 			if len(ps) > 0 {
@@ -167,9 +212,6 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 				}
 			}
 		}
-	}
-	if f.np > 0 {
-		port = 0 // -np: OS-chosen ports, so that several jobs can share a host
 	}
 	remote := launch.Remote{SSH: strings.Fields(f.ssh), Bin: f.remoteBin, Self: self}
 	secret := string(transport.GenerateSecret())
@@ -181,14 +223,19 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	specs := make([]launch.Spec, len(slots))
 	hellos := make([]launch.NodeHello, len(slots))
 	for i, s := range slots {
-		args := []string{"node", "-launched", "-bind", s.BindAddr(port), "-host", s.Host.Name, "-slot", fmt.Sprint(s.Slot)}
+		bind := s.BindAddr(port)
+		args := []string{"node", "-launched", "-bind", bind, "-host", s.Host.Name, "-slot", fmt.Sprint(s.Slot)}
+		if f.metricsPort > 0 { // on the node's bind host: 127.0.0.1 with -np
+			host, _, _ := net.SplitHostPort(bind)
+			args = append(args, "-metrics", net.JoinHostPort(host, strconv.Itoa(f.metricsPort+s.Slot)))
+		}
 		if allLocal {
 			args = append(args, "-local")
 		}
 		if f.iface != "" {
 			args = append(args, "-iface", f.iface)
 		}
-		if f.verbose {
+		if f.debug {
 			args = append(args, "-v")
 		}
 		if f.resume {
@@ -203,8 +250,42 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		specs[i] = launch.Spec{Label: label, Argv: remote.Command(s.Host, args)}
 		hellos[i] = launch.NodeHello{Secret: secret, Host: s.Host.Name, Slot: s.Slot, Nodes: len(slots)}
 	}
-	res, err := launch.RunJobRestarting(ctx, specs, hellos, f.maxRestarts, stdout, stderr)
-	return res, cfg, errors.Join(err, tl.finish(ctx, stderr))
+	logs, closeLogs, err := openLogs(cmp.Or(f.logDir, filepath.Join(cfg.Output.Dir, "logs")), len(specs))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeLogs()
+	for i := range specs {
+		specs[i].Log = logs[i]
+	}
+	d := launch.NewDisplay(stderr, f.progress)
+	defer d.Close()
+	res, err := launch.RunJob(ctx, launch.Job{Specs: specs, Hellos: hellos, MaxRestarts: f.maxRestarts,
+		Out: stdout, Display: d, Verbose: f.verbose})
+	return res, cfg, errors.Join(err, tl.finish(ctx, d))
+}
+
+// openLogs creates dir/rank-0.log ... rank-(n-1).log, one per node in launch
+// order, and returns them with a function that closes them all.
+func openLogs(dir string, n int) ([]*os.File, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("log directory: %w", err)
+	}
+	files := make([]*os.File, 0, n)
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for i := range n {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("rank-%d.log", i)))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		files = append(files, f)
+	}
+	return files, closeAll, nil
 }
 
 // nodeFlags are the flags of `dmlrun node`.
@@ -218,6 +299,7 @@ type nodeFlags struct {
 	verbose, stats        bool
 	dataBench             bool
 	resume                bool
+	metrics               string
 	timeline              node.TimelineOptions
 	config                string
 }
@@ -240,11 +322,17 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.stats, "stats", false, "internal: report step-time statistics to the launcher")
 	fs.BoolVar(&f.dataBench, "data-bench", false, "internal: load the data, report what it cost to the launcher, and stop (dmlrun bench data)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; with -iface, a missing or 0.0.0.0 host is that interface's address)")
 	fs.StringVar(&f.timeline.Part, "timeline-part", "", "stream this node's timeline events (a Chrome trace) to `FILE`; dmlrun -timeline merges the parts")
 	fs.IntVar(&f.timeline.PID, "timeline-pid", -1, "process id of this node in the merged timeline (default: its first rank)")
 	fs.IntVar(&f.timeline.Steps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps in the timeline part")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.metrics != "" {
+		if err := checkListenAddr(f.metrics); err != nil {
+			return f, fmt.Errorf("-metrics %q: %w", f.metrics, err)
+		}
 	}
 	if *join != "" {
 		f.join = strings.Split(*join, ",")
@@ -259,6 +347,19 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	return f, nil
 }
 
+// checkListenAddr checks that addr is host:port (host may be empty) with a
+// port of 0 to 65535.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. 127.0.0.1:9100 or :9100: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q: want 0 to 65535", port)
+	}
+	return nil
+}
+
 // nodeCmd runs `dmlrun node`: one worker.
 func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	f, err := parseNode(args, stderr)
@@ -269,7 +370,15 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	var child *launch.Child
+	if f.launched { // notices and errors go to the launcher's terminal too
+		child = launch.NewChild(stdin, stdout)
+		handler = launch.NewNoticeHandler(handler, node.NoticeKey, func(l launch.LogLine) {
+			_ = child.Send(launch.NodeReport{Log: &l})
+		})
+	}
+	log := slog.New(handler)
 	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
@@ -278,9 +387,14 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if f.bind, err = node.InterfaceAddr(f.iface, f.bind); err != nil {
 			return err
 		}
+		if h, _, _ := net.SplitHostPort(f.metrics); f.metrics != "" && (h == "" || net.ParseIP(h).IsUnspecified()) {
+			if f.metrics, err = node.InterfaceAddr(f.iface, f.metrics); err != nil {
+				return err
+			}
+		}
 	}
 	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
-		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench}
+		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench, Metrics: f.metrics}
 	o.Timeline = f.timeline
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
@@ -292,7 +406,6 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	// Started by a launcher: identity and secret arrive on stdin, the gossip
 	// address goes back, the join list arrives; stdin closing means stop.
-	child := launch.NewChild(stdin, stdout)
 	var hello launch.NodeHello
 	if err := child.Recv(&hello); err != nil {
 		return fmt.Errorf("reading the launcher's hello: %w", err)
@@ -315,14 +428,19 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return jl.Join, nil
 	}
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
+	o.Progress = new(node.Progress)
+	stopProgress := sendProgress(child, o.Progress)
 	res, err := node.Run(ctx, o)
+	stopProgress()
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) { // its own fault, not a loss
+		// Its own fault, reported even when the launcher is stopping the job
+		// already (another node's failure, caused by this one, came first).
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) && !node.IsPeerFailure(err) {
 			_ = child.Send(launch.NodeReport{Fault: err.Error()})
 		}
 		return err
 	}
-	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps, Model: res.Model}
+	rep := launch.NodeReport{Rank: res.Rank, Theta: res.ThetaSHA256, Steps: res.Steps, Model: res.Model, Summary: summary(res, cfg)}
 	switch {
 	case f.stats:
 		rep.Extra = res.Stats.Summarize()
@@ -330,4 +448,48 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		rep.Extra = res.Data
 	}
 	return child.Send(rep)
+}
+
+// sendProgress sends p to the launcher every 250 ms while it changes, until
+// the returned function is called (which sends the last state).
+func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var last launch.Progress
+	send := func() {
+		s := p.Snapshot()
+		lp := launch.Progress{Phase: s.Phase.String(), Step: s.Step, Steps: s.Steps, Epoch: s.Epoch,
+			Loss: s.Loss, HasLoss: s.HasLoss, Samples: s.Samples, World: s.World, Rank: s.Rank}
+		if lp != last {
+			last = lp
+			_ = child.Send(launch.NodeReport{Progress: &lp})
+		}
+	}
+	wg.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				send()
+				return
+			case <-t.C:
+				send()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// summary is a node's account of its run for the launcher's last lines.
+func summary(res *node.Result, cfg *config.Config) *launch.RunSummary {
+	s := &launch.RunSummary{Steps: res.Steps, TrainLoss: res.Eval.TrainLoss, TestLoss: res.Eval.TestLoss,
+		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir, Stopped: res.Stopped}
+	if res.Stats != nil {
+		s.WallSeconds = res.Stats.Wall.Seconds()
+		if res.Stats.Wall > 0 {
+			s.SamplesPerSec = float64(res.Stats.Samples) / res.Stats.Wall.Seconds()
+		}
+	}
+	return s
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmlrun/dmlrun/plots"
 	"github.com/dmlrun/dmlrun/train"
 )
 
@@ -65,13 +66,38 @@ func trainNP(t *testing.T, n int, cfg string) (*train.ModelFile, string) {
 	if !strings.Contains(out, fmt.Sprintf("all %d nodes hold identical θ (sha256 ", n)) {
 		t.Fatalf("no identical-θ line for %d nodes:\n%s\n%s", n, out, errOut)
 	}
+	// Every run draws its training plot beside the model, and says so.
+	plot := filepath.Join(outDir(cfg), "training.png")
+	checkPlot(t, plot, plots.TrainingWidth, plots.TrainingHeight)
+	if !strings.Contains(errOut, "plot="+plot) {
+		t.Fatalf("the saved line does not name %s:\n%s", plot, errOut)
+	}
 	return readModel(t, cfg), errOut
+}
+
+// outDir is the output directory jobConfig gives cfg.
+func outDir(cfg string) string {
+	return filepath.Join(filepath.Dir(cfg), "out-"+strings.TrimSuffix(filepath.Base(cfg), ".yaml"))
+}
+
+// nodeLogs reads the n log files (<output.dir>/logs/rank-N.log) the
+// launcher wrote for a job of cfg.
+func nodeLogs(t *testing.T, cfg string, n int) []string {
+	t.Helper()
+	logs := make([]string, n)
+	for i := range n {
+		b, err := os.ReadFile(filepath.Join(outDir(cfg), "logs", fmt.Sprintf("rank-%d.log", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = string(b)
+	}
+	return logs
 }
 
 func readModel(t *testing.T, cfg string) *train.ModelFile {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(cfg), "out-"+strings.TrimSuffix(filepath.Base(cfg), ".yaml"))
-	f, _, err := train.ReadModelFile(filepath.Join(dir, "model.json"))
+	f, _, err := train.ReadModelFile(filepath.Join(outDir(cfg), "model.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +188,13 @@ model: {kind: mlp, hidden: [8], activation: tanh}
 optimizer: {kind: adam, lr: 0.01}
 training: {batch_size: 32, epochs: 3}
 `,
+		`name: mb-schedule
+seed: 7
+data: {format: synthetic, synthetic: {task: regression, samples: 257, features: 4, noise: 0.1}}
+model: {kind: linear}
+optimizer: {kind: momentum, lr: 0.05, schedule: invscaling, power_t: 0.5, warmup_steps: 5}
+training: {batch_size: 16, steps: 40}
+`,
 	} {
 		cfg := jobConfig(t, dir, body)
 		one, _ := trainNP(t, 1, cfg)
@@ -190,12 +223,15 @@ training: {batch_size: 16, steps: 30}
 		{"cluster: {frame_mac: on}\n", "frames=mac"},
 		{"cluster: {encrypt: true}\n", "frames=encrypt"},
 	} {
-		three, log := trainNP(t, 3, jobConfig(t, dir, base+tc.cluster))
+		cfg := jobConfig(t, dir, base+tc.cluster)
+		three, _ := trainNP(t, 3, cfg)
 		if d := relDiff(three.Theta, one.Theta); d > 1e-9 {
 			t.Errorf("%q: θ on 3 nodes differs from 1 node by %g", tc.cluster, d)
 		}
-		if n := strings.Count(log, tc.frames); n < 3 {
-			t.Errorf("%q: %d ring formed lines with %s, want 3:\n%s", tc.cluster, n, tc.frames, log)
+		for r, log := range nodeLogs(t, cfg, 3) {
+			if !strings.Contains(log, tc.frames) {
+				t.Errorf("%q: rank %d's ring formed line does not say %s:\n%s", tc.cluster, r, tc.frames, log)
+			}
 		}
 	}
 }
