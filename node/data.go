@@ -29,6 +29,8 @@ type nodeData struct {
 	classCounts []float64 // training rows per class (per shard with data.resample), for imbalance.go; nil without
 	read        int       // rows parsed by the last loadData
 	readTook    time.Duration
+	loadStart   time.Time // when the last loadData began, and ended (for the timeline)
+	loadEnd     time.Time
 }
 
 // maxClasses bounds the number of classes taken from the labels: each costs
@@ -184,6 +186,7 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 			t.Standardize(d.mean, d.std)
 		}
 	}
+	d.loadStart, d.loadEnd = start, time.Now()
 	return d, nil
 }
 

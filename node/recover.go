@@ -57,6 +57,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	if t.failedAt.IsZero() { // a recovery cut short by another failure counts from the first
 		t.failedAt = failed
 	}
+	t.w.tl.ringFailed(failed, cause, t.done)
 	old := t.w.members
 	t.comm.Close()
 	t.w.progress.setPhase(PhaseRecovering)
@@ -121,6 +122,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		}
 		level(msg, "lost", lost(old, view), "joined", lost(view, old), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
 			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond), noticeIf(t.comm.Rank() == 0))
+		t.w.tl.ringReformed(failed, t.comm.Rank(), t.comm.Size(), t.done)
 		return nil
 	}
 }
@@ -208,6 +210,7 @@ func (t *trainer) resume(ctx context.Context) error {
 	}
 	t.data = d
 	t.buildValidation()
+	t.w.tl.dataLoaded(d)
 	t.log.Info("rows read for the new ring", "rows", d.read, "own rows", d.train.Len(), "took", d.readTook.Round(time.Millisecond))
 	t.evalNext = true // metrics.csv shows the new world size from here
 	if c.Rank() != 0 && t.metrics != nil {

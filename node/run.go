@@ -47,6 +47,9 @@ type Options struct {
 	// DataBench loads the data and measures the data path (see DataBench)
 	// instead of training.
 	DataBench bool
+	// Timeline, when its Part is set, streams this node's events to a
+	// Chrome trace part (see TimelineOptions).
+	Timeline TimelineOptions
 	// OnStart, when set, is called once the step loop starts (a launcher
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
@@ -130,6 +133,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			host = h
 		}
 	}
+	tl, err := startTimeline(o.Timeline, host, o.Slot, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { tl.close(err) }()
 	mem, err := StartMembership(MemberConfig{Bind: o.Bind, Advertise: o.Advertise, Cluster: cluster, Secret: o.Secret, Base: base, Logger: log,
 		Meta: Meta{Host: host, Slot: o.Slot, Digest: digest, Start: time.Now().UnixNano()}})
 	if err != nil {
@@ -167,7 +175,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := mem.Join(wctx, join); err != nil {
 		return nil, err
 	}
-	w.log = log
+	w.log, w.tl = log, tl
 	defer func() {
 		if w.comm != nil {
 			w.comm.Close()
@@ -251,6 +259,7 @@ type worker struct {
 	members []Member        // the last ring that may have committed (see formRing), in rank order
 	rings   map[uint32]bool // epochs of every ring this node was connected into
 	comm    *Comm
+	tl      *recorder // this node's timeline part, nil without
 }
 
 // formRing connects this node into a ring of members (in ring order) for
@@ -279,7 +288,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 		return context.WithTimeout(ctx, wait)
 	}
 	cctx, cancel := phase()
-	comm, err := NewComm(cctx, w.ln, CommConfig{Transport: w.tcfg, Epoch: epoch, Timeout: w.cfg.Cluster.StepTimeout.Duration}, rank, addrs)
+	comm, err := NewComm(cctx, w.ln, CommConfig{Transport: w.tcfg, Epoch: epoch, Timeout: w.cfg.Cluster.StepTimeout.Duration, Ring: ring.Options{Tracer: w.tl.tracer()}}, rank, addrs)
 	cancel()
 	if err != nil {
 		return err
@@ -296,7 +305,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	w.rings[epoch] = true
 	actx, cancel := phase()
 	defer cancel()
-	if err := agreeOnView(actx, comm, members); err != nil {
+	if err := agreeOnView(actx, comm, members, w.tl); err != nil {
 		comm.Close()
 		return err
 	}
@@ -324,19 +333,23 @@ func ringString(ms []Member) string {
 
 // agreeOnView checks through the ring itself that every member formed it
 // from the same membership view: an allreduce of min and max of a digest of
-// the member list.
-func agreeOnView(ctx context.Context, c *Comm, members []Member) error {
+// the member list. The same allreduce says whether any member records a
+// timeline; then all of them align their clocks.
+func agreeOnView(ctx context.Context, c *Comm, members []Member, tl *recorder) error {
 	h := fnv.New64a()
 	for _, m := range members {
 		fmt.Fprintf(h, "%s|%s|", m.Name, m.Data)
 	}
 	d := float64(h.Sum64() >> 11)
-	v := []float64{d, -d}
+	v := []float64{d, -d, tl.clockFlag()}
 	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)
 	}
 	if v[0] != -v[1] {
 		return errors.New("the nodes formed the ring from different membership views")
+	}
+	if v[2] > 0 {
+		return alignClocks(ctx, c, tl)
 	}
 	return nil
 }

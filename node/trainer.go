@@ -94,6 +94,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.tl.dataLoaded(d)
 	t := &trainer{w: w, comm: w.comm, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d}
 	if err := t.build(); err != nil {
 		return nil, err
@@ -207,6 +208,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	}
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
+	t.w.tl.step(step+1, t0, t1, t.owned.Len())
 	count := t.v[P+1]
 	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
 		t.done, t.lastRows = step+1, 0
@@ -380,6 +382,7 @@ func (t *trainer) firstStepAfterRecovery() {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm.Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
 	}
+	t.w.tl.recovered(t.done, t.comm.Size())
 	t.failedAt = time.Time{}
 }
 

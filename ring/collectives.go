@@ -28,14 +28,20 @@ func AllReduce[T Float](ctx context.Context, c *Comm, op Op, dst, src []T) error
 			algo = RecursiveDoubling
 		}
 	}
+	c.begin(SpanAllReduce)
 	if algo == RecursiveDoubling {
-		return c.recursiveDoubling(ctx, "allreduce", op, es, d, s)
+		c.begin(SpanRecursiveDoubling)
+		err := c.end(SpanRecursiveDoubling, c.recursiveDoubling(ctx, "allreduce", op, es, d, s))
+		return c.end(SpanAllReduce, err)
 	}
 	x := c.start("allreduce", es, maxSegBytes(len(src), c.size, es))
-	if err := x.reduceScatter(ctx, op, d, s, len(src)); err != nil {
-		return err
+	c.begin(SpanReduceScatter)
+	if err := c.end(SpanReduceScatter, x.reduceScatter(ctx, op, d, s, len(src))); err != nil {
+		return c.end(SpanAllReduce, err)
 	}
-	return x.allGather(ctx, d, len(src), c.size-1)
+	c.begin(SpanAllGather)
+	err := c.end(SpanAllGather, x.allGather(ctx, d, len(src), c.size-1))
+	return c.end(SpanAllReduce, err)
 }
 
 // ReduceScatter reduces buf over all ranks with op, in place, and leaves on rank
@@ -48,8 +54,9 @@ func ReduceScatter[T Float](ctx context.Context, c *Comm, op Op, buf []T) (lo, h
 	}
 	es := elemSize[T]()
 	b := asBytes(buf)
+	c.begin(SpanReduceScatter)
 	x := c.start("reduce-scatter", es, maxSegBytes(len(buf), c.size, es))
-	return lo, hi, x.reduceScatter(ctx, op, b, b, len(buf))
+	return lo, hi, c.end(SpanReduceScatter, x.reduceScatter(ctx, op, b, b, len(buf)))
 }
 
 // AllGather fills every block of buf from the rank that owns it: rank r
@@ -60,8 +67,9 @@ func AllGather[T Float](ctx context.Context, c *Comm, buf []T) error {
 		return nil
 	}
 	es := elemSize[T]()
+	c.begin(SpanAllGather)
 	x := c.start("allgather", es, maxSegBytes(len(buf), c.size, es))
-	return x.allGather(ctx, asBytes(buf), len(buf), 0)
+	return c.end(SpanAllGather, x.allGather(ctx, asBytes(buf), len(buf), 0))
 }
 
 // Broadcast copies buf from rank root to every other rank, pipelined along the
@@ -73,11 +81,16 @@ func Broadcast[T Float](ctx context.Context, c *Comm, root int, buf []T) error {
 	if c.size == 1 {
 		return nil
 	}
-	b := asBytes(buf)
-	x := c.start("broadcast", elemSize[T](), len(b))
-	n := c.size
-	pos := (c.rank - root + n) % n
-	next, prev := (c.rank+1)%n, (c.rank-1+n)%n
+	c.begin(SpanBroadcast)
+	x := c.start("broadcast", elemSize[T](), len(asBytes(buf)))
+	return c.end(SpanBroadcast, x.broadcast(ctx, root, asBytes(buf)))
+}
+
+// broadcast passes buf from root along the ring, piece by piece.
+func (x *run) broadcast(ctx context.Context, root int, b []byte) error {
+	n := x.c.size
+	pos := (x.c.rank - root + n) % n
+	next, prev := (x.c.rank+1)%n, (x.c.rank-1+n)%n
 	for k := 0; k < x.pieces; k++ {
 		p := x.part(b, k)
 		if pos > 0 { // receive piece k from the previous rank
@@ -100,7 +113,8 @@ func (c *Comm) Barrier(ctx context.Context) error {
 	if c.size == 1 {
 		return nil
 	}
-	return c.recursiveDoubling(ctx, "barrier", Sum, 8, nil, nil)
+	c.begin(SpanBarrier)
+	return c.end(SpanBarrier, c.recursiveDoubling(ctx, "barrier", Sum, 8, nil, nil))
 }
 
 // reduceScatter runs n-1 ring steps. At step s rank r sends block r-s-1 to the

@@ -55,6 +55,9 @@ type Options struct {
 	SmallBytes int
 	// Algorithm forces an allreduce algorithm; Auto chooses by size.
 	Algorithm Algorithm
+	// Tracer, when set, is told where every collective and its phases
+	// begin and end (a timeline). nil costs nothing.
+	Tracer Tracer
 }
 
 const (

@@ -44,6 +44,8 @@ type launchFlags struct {
 	progress            launch.ProgressMode
 	logDir              string
 	metricsPort         int
+	timeline            string // -timeline FILE: a Chrome trace of the job
+	timelineSteps       int
 	config              string
 }
 
@@ -65,8 +67,13 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
 	fs.StringVar(&f.logDir, "log-dir", "", "where each node's full log goes, as rank-N.log (default <output.dir>/logs)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "every node serves Prometheus metrics at /metrics, slot i of each host on this port + i (0: none)")
+	fs.StringVar(&f.timeline, "timeline", "", "write a Chrome trace of the job (every rank's steps, allreduces, data loading, recoveries) to `FILE`")
+	fs.IntVar(&f.timelineSteps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps of each node in the -timeline trace")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.timelineSteps < 1 {
+		return f, fmt.Errorf("-timeline-steps %d: want at least 1", f.timelineSteps)
 	}
 	var err error
 	if f.progress, err = launch.ParseProgressMode(*progress); err != nil {
@@ -209,6 +216,10 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	remote := launch.Remote{SSH: strings.Fields(f.ssh), Bin: f.remoteBin, Self: self}
 	secret := string(transport.GenerateSecret())
 	slots := launch.Slots(hosts)
+	tl, err := newJobTimeline(f.timeline, f.timelineSteps, slots, remote)
+	if err != nil {
+		return nil, nil, err
+	}
 	specs := make([]launch.Spec, len(slots))
 	hellos := make([]launch.NodeHello, len(slots))
 	for i, s := range slots {
@@ -230,6 +241,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 		if f.resume {
 			args = append(args, "-resume")
 		}
+		args = append(args, tl.nodeArgs(i)...)
 		args = append(append(args, extra...), cfgArg...)
 		label := s.Label()
 		if f.np > 0 {
@@ -250,7 +262,7 @@ func runJob(ctx context.Context, f launchFlags, extra []string, stdout, stderr i
 	defer d.Close()
 	res, err := launch.RunJob(ctx, launch.Job{Specs: specs, Hellos: hellos, MaxRestarts: f.maxRestarts,
 		Out: stdout, Display: d, Verbose: f.verbose})
-	return res, cfg, err
+	return res, cfg, errors.Join(err, tl.finish(ctx, d))
 }
 
 // openLogs creates dir/rank-0.log ... rank-(n-1).log, one per node in launch
@@ -288,6 +300,7 @@ type nodeFlags struct {
 	dataBench             bool
 	resume                bool
 	metrics               string
+	timeline              node.TimelineOptions
 	config                string
 }
 
@@ -310,6 +323,9 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.BoolVar(&f.dataBench, "data-bench", false, "internal: load the data, report what it cost to the launcher, and stop (dmlrun bench data)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint (checkpoint.dir)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; with -iface, a missing or 0.0.0.0 host is that interface's address)")
+	fs.StringVar(&f.timeline.Part, "timeline-part", "", "stream this node's timeline events (a Chrome trace) to `FILE`; dmlrun -timeline merges the parts")
+	fs.IntVar(&f.timeline.PID, "timeline-pid", -1, "process id of this node in the merged timeline (default: its first rank)")
+	fs.IntVar(&f.timeline.Steps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps in the timeline part")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -379,6 +395,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	o := node.Options{Config: cfg, Resume: f.resume, Nodes: f.nodes, Host: f.host, Slot: f.slot, Bind: f.bind,
 		Advertise: f.advertise, Join: f.join, Local: f.local, Logger: log, DataBench: f.dataBench, Metrics: f.metrics}
+	o.Timeline = f.timeline
 	if !f.launched {
 		if o.Secret, err = transport.LoadSecret(f.secretFile); err != nil {
 			return err
