@@ -97,11 +97,14 @@ func (l classLayout) add(out []float64, y int, pred []float64) {
 
 // aucBin returns the histogram bin of the score p = P(y=1).
 func aucBin(p float64) int {
-	z := math.Log(p) - math.Log1p(-p)
-	if !(z > -AUCLogitRange) { // also NaN
+	z := math.Log(p) - math.Log1p(-p) // ±Inf for p = 0 or 1
+	switch {
+	case !(z > -AUCLogitRange): // also NaN
 		return 0
+	case z >= AUCLogitRange:
+		return AUCBins - 1
 	}
-	return min(int((z+AUCLogitRange)*(AUCBins/(2*AUCLogitRange))), AUCBins-1)
+	return min(int((z+AUCLogitRange)*(float64(AUCBins)/(2*AUCLogitRange))), AUCBins-1)
 }
 
 // report finishes the counts in sums.

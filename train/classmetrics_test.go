@@ -187,6 +187,16 @@ func TestAUC(t *testing.T) {
 			}
 		})
 	}
+	// Scores of exactly 0 and 1 (a saturated sigmoid: logits ±Inf) and NaN
+	// fall into the end bins.
+	for _, p := range []float64{0, 1, math.NaN(), math.SmallestNonzeroFloat64, 1 - 0x1p-53} {
+		if b := aucBin(p); b < 0 || b >= AUCBins {
+			t.Errorf("aucBin(%v) = %d", p, b)
+		}
+	}
+	if aucBin(0) != 0 || aucBin(1) != AUCBins-1 || aucBin(0.5) != AUCBins/2 {
+		t.Errorf("aucBin: 0 in %d, 1 in %d, 0.5 in %d", aucBin(0), aucBin(1), aucBin(0.5))
+	}
 	// With one class only, AUC is undefined.
 	m, theta, tab := logisticScores(t, []float64{0.2, 0.7}, []float64{1, 1})
 	sums := make([]float64, EvalLen(m))
