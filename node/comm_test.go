@@ -30,6 +30,13 @@ func testConfig() CommConfig {
 // startComms connects n ranks over real TCP on 127.0.0.1 ephemeral ports.
 func startComms(t testing.TB, n int, cfg CommConfig) []*Comm {
 	t.Helper()
+	return startCommsWith(t, n, cfg, nil, nil)
+}
+
+// startCommsWith is startComms with rank r's config edited by edit (if
+// set) and after (if set) run on each rank's new Comm, concurrently.
+func startCommsWith(t testing.TB, n int, cfg CommConfig, edit func(r int, c *CommConfig), after func(r int, c *Comm) error) []*Comm {
+	t.Helper()
 	lns := make([]*transport.Listener, n)
 	addrs := make([]string, n)
 	for r := range n {
@@ -44,21 +51,28 @@ func startComms(t testing.TB, n int, cfg CommConfig) []*Comm {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			comms[r], errs[r] = NewComm(context.Background(), lns[r], cfg, r, addrs)
-		}()
+		wg.Go(func() {
+			rc := cfg
+			if edit != nil {
+				edit(r, &rc)
+			}
+			comms[r], errs[r] = NewComm(context.Background(), lns[r], rc, r, addrs)
+			if errs[r] == nil && after != nil {
+				errs[r] = after(r, comms[r])
+			}
+		})
 	}
 	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range comms {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, c := range comms {
-			c.Close()
-		}
-	})
 	return comms
 }
 

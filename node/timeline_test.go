@@ -11,13 +11,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/ring"
-	"github.com/dmlrun/dmlrun/transport"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,42 +58,9 @@ func countNamed(evs []traceEvent, name string) int {
 // ring's tracer (nil where recs[r] is nil), and aligns their clocks.
 func tracedComms(t *testing.T, recs []*recorder) []*Comm {
 	t.Helper()
-	n := len(recs)
-	base := testConfig()
-	lns := make([]*transport.Listener, n)
-	addrs := make([]string, n)
-	for r := range n {
-		ln, err := transport.Listen("127.0.0.1:0", base.Transport)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[r], addrs[r] = ln, ln.Addr().String()
-		t.Cleanup(func() { ln.Close() })
-	}
-	comms := make([]*Comm, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cfg := base
-			cfg.Ring.Tracer = recs[r].tracer()
-			if comms[r], errs[r] = NewComm(context.Background(), lns[r], cfg, r, addrs); errs[r] == nil {
-				errs[r] = alignClocks(context.Background(), comms[r], recs[r])
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, c := range comms {
-			c.Close()
-		}
-	})
-	return comms
+	return startCommsWith(t, len(recs), testConfig(),
+		func(r int, c *CommConfig) { c.Ring.Tracer = recs[r].tracer() },
+		func(r int, c *Comm) error { return alignClocks(context.Background(), c, recs[r]) })
 }
 
 func newTestRecorder(t *testing.T, name string, steps int) *recorder {
