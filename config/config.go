@@ -34,6 +34,9 @@ type Config struct {
 	Cluster    Cluster    `yaml:"cluster" json:"cluster"`
 	Output     Output     `yaml:"output" json:"-"` // where results go does not change the run
 	Checkpoint Checkpoint `yaml:"checkpoint" json:"-"`
+	Search     *Search    `yaml:"search" json:"search,omitempty"` // a grid of candidates (search.go)
+
+	candidate bool // one candidate of a search (Candidates)
 }
 
 // Checkpoint sets how often the state is saved for -resume.
@@ -44,14 +47,17 @@ type Checkpoint struct {
 
 // Data says where the rows come from.
 type Data struct {
-	Train     Paths      `yaml:"train" json:"train"`   // files, directories or globs, relative to train.yaml; empty with synthetic
-	Test      Paths      `yaml:"test" json:"test"`     // optional held-out set, same format
-	Format    string     `yaml:"format" json:"format"` // csv, libsvm, parquet or synthetic; "" guesses from the file names
-	Label     string     `yaml:"label" json:"label"`   // CSV or Parquet label column; default the last
-	Normalize bool       `yaml:"normalize" json:"normalize"`
-	DType     string     `yaml:"dtype" json:"dtype"` // float64 (default) or float32: how features are kept in memory
-	Synthetic *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
-	Resample  string     `yaml:"resample" json:"resample,omitempty"` // over or under: balance the classes of every epoch (data.Resampler)
+	Train Paths `yaml:"train" json:"train"` // files, directories or globs, relative to train.yaml; empty with synthetic
+	Test  Paths `yaml:"test" json:"test"`   // optional held-out set, same format
+	// Validation is an optional set, same format, that the stopping rule
+	// and a search judge on (instead of training.validation_fraction).
+	Validation Paths      `yaml:"validation" json:"validation,omitempty"`
+	Format     string     `yaml:"format" json:"format"` // csv, libsvm, parquet or synthetic; "" guesses from the file names
+	Label      string     `yaml:"label" json:"label"`   // CSV or Parquet label column; default the last
+	Normalize  bool       `yaml:"normalize" json:"normalize"`
+	DType      string     `yaml:"dtype" json:"dtype"` // float64 (default) or float32: how features are kept in memory
+	Synthetic  *Synthetic `yaml:"synthetic" json:"synthetic,omitempty"`
+	Resample   string     `yaml:"resample" json:"resample,omitempty"` // over or under: balance the classes of every epoch (data.Resampler)
 }
 
 // Paths is a list of data paths (files, directories, glob patterns),
@@ -206,7 +212,7 @@ func Load(path string) (*Config, error) {
 	}
 	// Data paths are relative to the file that names them.
 	dir := filepath.Dir(path)
-	for _, ps := range []Paths{cfg.Data.Train, cfg.Data.Test} {
+	for _, ps := range []Paths{cfg.Data.Train, cfg.Data.Test, cfg.Data.Validation} {
 		for i, p := range ps {
 			if p != "" && !filepath.IsAbs(p) {
 				ps[i] = filepath.Join(dir, p)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -105,9 +106,9 @@ func (c *Config) Validate() error {
 		if len(d.Train) == 0 {
 			bad("data.train", "missing (a file, a directory, a glob pattern or a list of them)")
 		}
-		for i, p := range append(append(Paths{}, d.Train...), d.Test...) {
+		for i, p := range slices.Concat(d.Train, d.Test, d.Validation) {
 			if p == "" {
-				bad("data.train/test", "path %d is empty", i+1)
+				bad("data.train/test/validation", "path %d is empty", i+1)
 			}
 		}
 	}
@@ -218,9 +219,18 @@ func (c *Config) Validate() error {
 	}
 	if finite("training.validation_fraction", t.ValidationFraction) && (t.ValidationFraction < 0 || t.ValidationFraction >= 1) {
 		bad("training.validation_fraction", "%v: want 0 <= fraction < 1", t.ValidationFraction)
-	} else if t.ValidationFraction > 0 && t.Tol == nil {
-		bad("training.validation_fraction", "holds out rows for the stopping rule: set training.tol too")
+	} else if t.ValidationFraction > 0 && t.Tol == nil && !c.searching() {
+		bad("training.validation_fraction", "holds out rows for the stopping rule or a search: set training.tol or a search block too")
 	}
+	if len(d.Validation) > 0 {
+		switch {
+		case t.ValidationFraction > 0:
+			bad("data.validation", "set data.validation or training.validation_fraction, not both")
+		case t.Tol == nil && !c.searching():
+			bad("data.validation", "judges the stopping rule or a search: set training.tol or a search block too")
+		}
+	}
+	c.validateSearch(bad)
 	count("training.n_iter_no_change", int64(t.NIterNoChange), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
 	count("training.max_epochs", int64(t.MaxEpochs), 1, ": want at least 1 epoch", MaxEpochs, "10^9 epochs")
 	count("training.eval_every", int64(t.EvalEvery), 0, " is negative", MaxEvalEvery, "10^9 steps between evaluations")
@@ -245,6 +255,11 @@ func (c *Config) Validate() error {
 	}
 	c.validateImbalance(bad)
 	count("checkpoint.every", int64(c.Checkpoint.Every), 0, " is negative (0 means no checkpoints)", MaxCheckpointEvery, "10^9 steps between checkpoints")
+	if c.Search != nil && len(errs) == 0 { // each candidate is a job of its own
+		if _, err := c.Candidates(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -127,7 +127,7 @@ func TestValidateBadValues(t *testing.T) {
 		{[]kv{{"cluster.timeout", "-1s"}}, "cluster.timeout", "-1s: want a positive duration"},
 		{[]kv{{"data.format", "csv"}, {"data.train", "x.csv"}, {"data.synthetic", "null"}, {"model.kind", "mlp"}}, "model.output", "an mlp on data files must be told what its labels are"},
 		{[]kv{{"training.validation_fraction", "1"}, {"training.tol", "0.001"}}, "training.validation_fraction", "1: want 0 <= fraction < 1"},
-		{[]kv{{"training.validation_fraction", "0.1"}}, "training.validation_fraction", "set training.tol too"},
+		{[]kv{{"training.validation_fraction", "0.1"}}, "training.validation_fraction", "set training.tol or a search block too"},
 		{[]kv{{"training.tol", ".nan"}}, "training.tol", "NaN is not a finite number"},
 		{[]kv{{"training.n_iter_no_change", "-1"}}, "training.n_iter_no_change", "-1: want at least 1 epoch"},
 		{[]kv{{"optimizer.schedule", "linear"}}, "optimizer.schedule", `"linear" is not constant, invscaling, step or cosine`},

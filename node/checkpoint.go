@@ -35,7 +35,7 @@ func (t *trainer) saveCheckpoint() error {
 	if t.comm.Rank() != 0 {
 		return nil
 	}
-	b, err := json.Marshal(checkpoint{RunDigest: t.cfg.Digest(), Step: t.done, Theta: t.theta,
+	b, err := json.Marshal(checkpoint{RunDigest: t.cfg.Digest(), Step: t.done, Theta: t.appendTheta(nil),
 		OptState: t.appendState(nil), WorldSize: t.comm.Size(), Written: time.Now().UTC()})
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func readCheckpoint(path, digest string, params, stateLen, steps int) (checkpoin
 func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	c := t.comm
 	mine := -1.0
-	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), len(t.theta), t.stateLen(), t.steps)
+	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), t.paramsLen(), t.stateLen(), t.steps)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -101,16 +101,17 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	if err := c.AllReduce(ctx, root, ring.Min); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
-	buf := make([]float64, len(t.theta)+t.stateLen())
+	P := t.paramsLen()
+	buf := make([]float64, P+t.stateLen())
 	if mine == v[0] {
 		copy(buf, ck.Theta)
-		copy(buf[len(t.theta):], ck.OptState)
+		copy(buf[P:], ck.OptState)
 	}
 	if err := c.Broadcast(ctx, int(root[0]), buf); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
-	copy(t.theta, buf)
-	if err := t.setState(buf[len(t.theta):]); err != nil {
+	t.setTheta(buf)
+	if err := t.setState(buf[P:]); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
 	t.done = int(v[0])

@@ -20,8 +20,11 @@ type nodeData struct {
 	rows        int // N: training rows in the whole data set
 	trainSrc    data.Source
 	testSrc     data.Source // nil without a test set
+	valSrc      data.Source // data.validation; nil without
 	part, tpart data.Spread // the training and test shards this node owns
+	vpart       data.Spread // and the validation shards
 	train, test *data.Held  // the shards it holds (test: nil without a test set)
+	val         *data.Held  // nil without data.validation
 	task        string
 	features    int
 	classes     int
@@ -37,21 +40,11 @@ type nodeData struct {
 // a row of weights.
 const maxClasses = 1 << 16
 
-// taskOf says what the labels mean for the configured model.
+// taskOf says what the labels mean for the configured model (config
+// validation makes an mlp on data files say it).
 func taskOf(cfg *config.Config) string {
-	switch cfg.Model.Kind {
-	case train.KindLinear:
-		return train.TaskRegression
-	case train.KindLogistic:
-		return train.TaskBinary
-	case train.KindSoftmax:
-		return train.TaskMulticlass
-	}
-	if cfg.Model.Output != "" {
-		return cfg.Model.Output
-	}
-	if s := cfg.Data.Synthetic; s != nil && cfg.Data.Format == "synthetic" {
-		return s.Task
+	if t := cfg.Task(); t != "" {
+		return t
 	}
 	return train.TaskRegression
 }
@@ -59,7 +52,7 @@ func taskOf(cfg *config.Config) string {
 // openSources opens (and indexes) the training and test sets. With a ring
 // (c != nil), its nodes index together, each scanning its share of the
 // bytes; without, this node indexes alone (a joiner).
-func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te data.Source, err error) {
+func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te, va data.Source, err error) {
 	dc := cfg.Data
 	f32 := dc.DType == "float32"
 	if dc.Format == "synthetic" {
@@ -69,16 +62,16 @@ func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te data.
 			spec.Classes = 0
 		}
 		if tr, err = data.NewSynthetic(spec, 0, f32); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if s.TestSamples > 0 {
 			ts := spec
 			ts.Samples, ts.Offset = s.TestSamples, s.Samples // same hidden model, new rows
 			if te, err = data.NewSynthetic(ts, 0, f32); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
-		return tr, te, nil
+		return tr, te, nil, nil
 	}
 	spec := data.Spec{Paths: dc.Train, Format: dc.Format, Label: dc.Label, Float32: f32}
 	if c != nil && c.Size() > 1 {
@@ -86,18 +79,29 @@ func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te data.
 		spec.Exchange = func(ctx context.Context, v []float64) error { return c.AllReduce(ctx, v, ring.Sum) }
 	}
 	if tr, err = data.Open(ctx, spec); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if len(dc.Test) > 0 {
-		spec.Paths = dc.Test
-		if te, err = data.Open(ctx, spec); err != nil {
-			return nil, nil, err
+	other := func(paths config.Paths) (data.Source, error) {
+		if len(paths) == 0 {
+			return nil, nil
 		}
-		if fmt.Sprint(te.FeatureNames()) != fmt.Sprint(tr.FeatureNames()) {
-			return nil, nil, fmt.Errorf("%s has features %v, the training set %s has %v", te.Name(), te.FeatureNames(), tr.Name(), tr.FeatureNames())
+		spec.Paths = paths
+		src, err := data.Open(ctx, spec)
+		if err != nil {
+			return nil, err
 		}
+		if fmt.Sprint(src.FeatureNames()) != fmt.Sprint(tr.FeatureNames()) {
+			return nil, fmt.Errorf("%s has features %v, the training set %s has %v", src.Name(), src.FeatureNames(), tr.Name(), tr.FeatureNames())
+		}
+		return src, nil
 	}
-	return tr, te, nil
+	if te, err = other(dc.Test); err != nil {
+		return nil, nil, nil, err
+	}
+	if va, err = other(dc.Validation); err != nil {
+		return nil, nil, nil, err
+	}
+	return tr, te, va, nil
 }
 
 // loadData gives this node the rows of the training (and test) shards it
@@ -111,11 +115,11 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 	start := time.Now()
 	d := prev
 	if d == nil {
-		trSrc, teSrc, err := openSources(ctx, c, cfg)
+		trSrc, teSrc, vaSrc, err := openSources(ctx, c, cfg)
 		if err != nil {
 			return nil, err
 		}
-		d = &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}
+		d = &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, valSrc: vaSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}
 		if d.rows == 0 {
 			return nil, fmt.Errorf("the training set %s has no rows", trSrc.Name())
 		}
@@ -125,12 +129,20 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 	if err != nil {
 		return nil, err
 	}
-	var newTest []*data.Table
+	var newTest []*data.Table // of the test and validation sets
 	if d.testSrc != nil && d.testSrc.Rows() > 0 {
 		d.tpart = d.testSrc.Sharding().Spread(names)[r]
 		if newTest, err = moveShards(ctx, d.testSrc, &d.test, d.tpart); err != nil {
 			return nil, err
 		}
+	}
+	if d.valSrc != nil && d.valSrc.Rows() > 0 {
+		d.vpart = d.valSrc.Sharding().Spread(names)[r]
+		newVal, err := moveShards(ctx, d.valSrc, &d.val, d.vpart)
+		if err != nil {
+			return nil, err
+		}
+		newTest = append(newTest, newVal...)
 	}
 	d.read, d.readTook = 0, time.Since(start)
 	for _, t := range append(newTrain, newTest...) {
@@ -219,9 +231,9 @@ func moveShards(ctx context.Context, src data.Source, held **data.Held, part dat
 // probeData opens the data sets (their index pass) without reading any
 // row: what a joiner needs before the ring sends it the rest.
 func probeData(ctx context.Context, cfg *config.Config) (*nodeData, error) {
-	trSrc, teSrc, err := openSources(ctx, nil, cfg)
+	trSrc, teSrc, vaSrc, err := openSources(ctx, nil, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}, nil
+	return &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, valSrc: vaSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}, nil
 }

@@ -204,10 +204,10 @@ func (t *trainer) ownBatch(step int) error {
 
 // noteClasses keeps an evaluation's metrics for model.json and, for
 // classification, logs the per-class scores (rank 0, into its log file).
-func (t *trainer) noteClasses(step int, m train.Metrics) {
-	t.lastMetrics = m
+func (t *trainer) noteClasses(c *candidate, step int, m train.Metrics) {
+	c.lastMetrics = m
 	r := m.Class
-	if r == nil || t.comm.Rank() != 0 {
+	if r == nil || t.comm.Rank() != 0 || t.searching() {
 		return
 	}
 	auc := "n/a"

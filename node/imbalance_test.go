@@ -200,7 +200,7 @@ training: {batch_size: %d, steps: %d%s}
 				if ref != nil && trs[0].perEpoch != ref.StepsPerEpoch() {
 					t.Fatalf("%d steps per epoch, want %d", trs[0].perEpoch, ref.StepsPerEpoch())
 				}
-				theta := make([]float64, len(trs[0].theta))
+				theta := make([]float64, len(trs[0].cands[0].theta))
 				for step := range steps {
 					if rows := batchRows(step); len(rows) > 0 {
 						g := refGrad(theta, c.xs, c.ys, rows, c.k, w)
@@ -211,8 +211,8 @@ training: {batch_size: %d, steps: %d%s}
 					runStep(t, trs, step)
 					for _, tr := range trs {
 						for i := range theta {
-							if d := math.Abs(tr.theta[i] - theta[i]); d > 1e-12*math.Max(1, math.Abs(theta[i])) {
-								t.Fatalf("step %d, rank %d: θ[%d] = %v, the reference %v", step, tr.comm.Rank(), i, tr.theta[i], theta[i])
+							if d := math.Abs(tr.cands[0].theta[i] - theta[i]); d > 1e-12*math.Max(1, math.Abs(theta[i])) {
+								t.Fatalf("step %d, rank %d: θ[%d] = %v, the reference %v", step, tr.comm.Rank(), i, tr.cands[0].theta[i], theta[i])
 							}
 						}
 					}

@@ -25,9 +25,12 @@ import (
 var metricsColumns = []string{"step", "epoch", "train_loss", "test_loss", "test_mse", "test_r2", "test_accuracy", "world_size", "elapsed_s", "macro_f1", "auc"}
 
 // metricsHeader returns the columns of a run with classes classes (0 for
-// regression).
-func metricsHeader(classes int) []string {
+// regression); a search adds a candidate column (search.csv's number).
+func metricsHeader(classes int, search bool) []string {
 	cols := append([]string(nil), metricsColumns...)
+	if search {
+		cols = append(cols, "candidate")
+	}
 	if classes <= train.MaxConfusionClasses {
 		for c := range classes {
 			cols = append(cols, fmt.Sprintf("precision_%d", c), fmt.Sprintf("recall_%d", c), fmt.Sprintf("f1_%d", c))
@@ -49,7 +52,7 @@ type metricsWriter struct {
 // whose header's columns it writes from then on (by name: a column it does
 // not know stays empty). classes is the model's number of classes, 0 for
 // regression.
-func newMetricsWriter(dir string, appendTo bool, classes int) (*metricsWriter, error) {
+func newMetricsWriter(dir string, appendTo bool, classes int, search bool) (*metricsWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
@@ -62,7 +65,7 @@ func newMetricsWriter(dir string, appendTo bool, classes int) (*metricsWriter, e
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	m := &metricsWriter{f: f, w: bufio.NewWriter(f), cols: metricsHeader(classes)}
+	m := &metricsWriter{f: f, w: bufio.NewWriter(f), cols: metricsHeader(classes, search)}
 	if st, err := f.Stat(); err == nil && st.Size() == 0 {
 		fmt.Fprintln(m.w, strings.Join(m.cols, ","))
 	} else if appendTo {
@@ -95,8 +98,9 @@ func num(x float64, ok bool) string {
 	return strconv.FormatFloat(x, 'g', -1, 64)
 }
 
-func (m *metricsWriter) write(step, epoch int, trainLoss float64, e train.Metrics, reg bool, world int, elapsed time.Duration) error {
-	v := map[string]string{
+// write appends one evaluation; cand is a search's candidate, -1 without.
+func (m *metricsWriter) write(step, epoch int, trainLoss float64, e train.Metrics, reg bool, world int, elapsed time.Duration, cand int) error {
+	v := map[string]string{"candidate": num(float64(cand), cand >= 0),
 		"step": strconv.Itoa(step), "epoch": strconv.Itoa(epoch), "train_loss": num(trainLoss, true), "test_loss": num(e.Loss, true),
 		"test_mse": num(e.MSE, reg), "test_r2": num(e.R2, reg), "test_accuracy": num(e.Accuracy, !reg),
 		"world_size": strconv.Itoa(world), "elapsed_s": fmt.Sprintf("%.3f", elapsed.Seconds()),

@@ -35,11 +35,11 @@ func TestMetricsColumns(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			w, err := newMetricsWriter(dir, false, c.classes)
+			w, err := newMetricsWriter(dir, false, c.classes, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := w.write(10, 1, 0.3, c.m, c.classes == 0, 3, 1500*time.Millisecond); err != nil {
+			if err := w.write(10, 1, 0.3, c.m, c.classes == 0, 3, 1500*time.Millisecond, -1); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Close(); err != nil {
@@ -62,12 +62,12 @@ func TestMetricsAppendKeepsHeader(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "metrics.csv"), []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := newMetricsWriter(dir, true, 2)
+	w, err := newMetricsWriter(dir, true, 2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := train.Metrics{N: 4, Loss: 0.25, Accuracy: 0.75, Class: &train.ClassReport{Precision: []float64{1, 1}, Recall: []float64{1, 1}, F1: []float64{1, 1}}}
-	if err := w.write(20, 1, 0.25, m, false, 1, time.Second); err != nil {
+	if err := w.write(20, 1, 0.25, m, false, 1, time.Second, -1); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {

@@ -61,19 +61,22 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// saveModel writes model.json (rank 0 only) atomically, then training.png
-// from the metrics.csv closed before.
-func (t *trainer) saveModel() error {
-	sum := sha256.Sum256(floatBytes(t.theta))
-	f := train.ModelFile{Shape: t.model.Shape(), Theta: t.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
-		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: t.steps,
-		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:]), Stopped: t.stopReason}
-	if t.lastMetrics.N > 0 {
+// saveModel writes c's model.json (rank 0 only) atomically, then
+// training.png from the metrics.csv closed before.
+func (t *trainer) saveModel(c *candidate) error {
+	sum := sha256.Sum256(floatBytes(c.theta))
+	f := train.ModelFile{Shape: c.model.Shape(), Theta: c.theta, FeatureNames: t.data.trainSrc.FeatureNames(),
+		Label: t.cfg.Data.Label, Mean: t.data.mean, Std: t.data.std, Steps: c.steps,
+		RunDigest: t.cfg.Digest(), ThetaSHA256: hex.EncodeToString(sum[:]), Stopped: c.stopReason}
+	if c.lastMetrics.N > 0 {
 		set := "test"
 		if t.data.test == nil {
 			set = "train"
 		}
-		f.Eval = t.lastMetrics.Report(t.lastEval.Step, set)
+		f.Eval = c.lastMetrics.Report(c.lastEval.Step, set)
+	}
+	if t.searching() {
+		f.Search = t.searchChoice(c)
 	}
 	b, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
@@ -83,7 +86,11 @@ func (t *trainer) saveModel() error {
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("saving the model: %w", err)
 	}
-	plot, err := saveTrainingPlot(t.cfg.Output.Dir, t.cfg.Name)
+	cand := -1
+	if t.searching() {
+		cand = c.id
+	}
+	plot, err := saveTrainingPlot(t.cfg.Output.Dir, t.cfg.Name, cand)
 	if err != nil {
 		return err
 	}

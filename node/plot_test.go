@@ -20,14 +20,14 @@ func TestSaveTrainingPlot(t *testing.T) {
 	for _, reg := range []bool{false, true} {
 		dir := t.TempDir()
 		for i, world := range []int{3, 2} {
-			m, err := newMetricsWriter(dir, i > 0, 2)
+			m, err := newMetricsWriter(dir, i > 0, 2, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for s := range 2 {
 				step := 10 * (2*i + s + 1)
 				e := train.Metrics{Loss: 1 / float64(step), MSE: 2 / float64(step), R2: 0.5, Accuracy: 0.8}
-				if err := m.write(step, 1, 1.1/float64(step), e, reg, world, time.Second); err != nil {
+				if err := m.write(step, 1, 1.1/float64(step), e, reg, world, time.Second, -1); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -35,7 +35,7 @@ func TestSaveTrainingPlot(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		path, err := saveTrainingPlot(dir, "job")
+		path, err := saveTrainingPlot(dir, "job", -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestSaveTrainingPlotErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := saveTrainingPlot(dir, "job")
+		_, err := saveTrainingPlot(dir, "job", -1)
 		for _, w := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: %v, want an error containing %q", tc.name, err, w)

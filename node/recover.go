@@ -188,18 +188,19 @@ func (t *trainer) resume(ctx context.Context) error {
 		if err := t.shareDataShape(ctx, root); err != nil {
 			return err
 		}
-		if t.model == nil { // a joiner: now it knows enough to build the model
+		if t.cands == nil { // a joiner: now it knows enough to build the models
 			if err := t.build(); err != nil {
 				return err
 			}
 		}
-		buf := make([]float64, 0, len(t.theta)+t.stateLen())
-		buf = t.appendState(append(buf, t.theta...))
+		P := t.paramsLen()
+		buf := make([]float64, 0, P+t.stateLen())
+		buf = t.appendState(t.appendTheta(buf))
 		if err := c.Broadcast(ctx, root, buf); err != nil {
 			return err
 		}
-		copy(t.theta, buf)
-		if err := t.setState(buf[len(t.theta):]); err != nil {
+		t.setTheta(buf)
+		if err := t.setState(buf[P:]); err != nil {
 			return err
 		}
 		t.done = high

@@ -73,6 +73,7 @@ type Result struct {
 	Eval        Eval       // the last evaluation (after the last step)
 	Recoveries  int        // rings this node re-formed after a failure or a join
 	Stopped     string     // why the stopping rule ended the run early ("" if it did not)
+	Best        string     // a search's kept candidate, by its settings ("" without a search)
 }
 
 // Eval is one evaluation's figures. Metric names the test metric: "r2" for

@@ -32,11 +32,8 @@ var errNewMember = errors.New("a node joined: growing the ring")
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
 	w          *worker
-	lastEval   Eval           // the last evaluation, for the run's summary
-	rate       train.Schedule // the learning rate against the step
-	stop       stopper        // scikit-learn's tol / n_iter_no_change rule
-	stopReason string         // why the rule stopped the run ("" when it ran to the end)
-	lastRows   float64        // the last step's global batch rows
+	cands      []*candidate // the models trained: one, or a search's grid (candidate.go)
+	lastRows   float64      // the last step's global batch rows
 	valFrac    float64        // training.validation_fraction
 	trainBuf   []int          // a batch's training rows (without the validation split)
 	valTables  []*data.Table  // this node's validation rows
@@ -45,17 +42,13 @@ type trainer struct {
 	cfg        *config.Config
 	log        *slog.Logger
 
-	data  *nodeData
-	model train.Model
-	opt   train.Optimizer
-	theta []float64
-	v     []float64 // [Σ grad (P), Σ loss, count]
-	eval  []float64 // evaluation sums
+	data *nodeData
+	v    []float64 // per candidate [Σ grad (P), Σ loss], then [count, a node joined]
+	eval []float64 // evaluation sums, per candidate
 
 	sched                  *data.Schedule
 	resample               *data.Resampler // data.resample: the class-balanced epochs (nil: sched)
-	lastMetrics            train.Metrics   // the last evaluation's metrics, for model.json
-	steps, perEpoch, batch int
+	steps, perEpoch, batch int             // steps: the run's, the longest candidate's (runSteps)
 	owned                  data.Batch // this node's rows of the current batch, by shard
 	metrics                *metricsWriter
 	stats                  *StepStats
@@ -124,31 +117,19 @@ func newJoiner(ctx context.Context, w *worker) (*trainer, error) {
 	return &trainer{w: w, cfg: w.cfg, log: w.log, data: d, done: -1}, nil
 }
 
-// build makes the model, the optimizer, θ and the schedule once the data's
-// shape (features, classes) is known.
+// build makes the models, the optimizers, θ and the schedule once the
+// data's shape (features, classes) is known: one candidate, or one per point
+// of a search's grid.
 func (t *trainer) build() error {
 	cfg, d := t.cfg, t.data
-	spec := train.ModelSpec{Kind: cfg.Model.Kind, Hidden: cfg.Model.Hidden, Activation: cfg.Model.Activation, L2: cfg.Model.L2, Seed: cfg.Seed}
-	if spec.Kind == train.KindMLP {
-		spec.Output = d.task
+	specs, err := cfg.Candidates()
+	if err != nil {
+		return err
 	}
 	cw, err := classWeights(cfg, d)
 	if err != nil {
 		return err
 	}
-	spec.ClassWeight = cw
-	m, err := train.NewModel(spec, d.features, d.classes)
-	if err != nil {
-		return fmt.Errorf("model: %w", err)
-	}
-	o := cfg.Optimizer
-	opt, err := train.NewOptimizer(train.OptimizerSpec{Kind: o.Kind, LR: o.LR, Momentum: o.Momentum, Beta1: o.Beta1, Beta2: o.Beta2, Epsilon: o.Epsilon}.WithDefaults(), m.NumParams())
-	if err != nil {
-		return fmt.Errorf("optimizer: %w", err)
-	}
-	t.model, t.opt = m, opt
-	t.theta, t.v = make([]float64, m.NumParams()), make([]float64, m.NumParams()+3)
-	m.Init(t.theta)
 	t.batch = cfg.Training.BatchSize
 	if t.batch <= 0 || t.batch > d.rows {
 		t.batch = d.rows // full batch: plain gradient descent
@@ -162,16 +143,27 @@ func (t *trainer) build() error {
 	if t.steps == 0 {
 		t.steps = cfg.Training.Epochs * t.perEpoch
 	}
-	t.rate = train.Schedule{Kind: o.Schedule, Eta0: o.Eta0, PowerT: o.PowerT, StepSize: o.StepSize, Gamma: o.Gamma,
-		Warmup: o.WarmupSteps, Total: t.steps}
-	if err := t.rate.Validate(); err != nil {
-		return fmt.Errorf("optimizer: %w", err)
+	t.cands = make([]*candidate, len(specs))
+	vlen, elen := 0, 0
+	for i, spec := range specs {
+		c, err := newCandidate(i, spec, d, cw, t.steps)
+		if err != nil {
+			return err
+		}
+		c.seg = vlen
+		vlen += c.model.NumParams() + 1
+		elen += train.EvalLen(c.model)
+		t.cands[i] = c
 	}
-	t.stop = newStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)
+	t.v, t.eval = make([]float64, vlen+2), make([]float64, elen)
+	for i, off := 0, 0; i < len(t.cands); i++ {
+		c := t.cands[i]
+		n := train.EvalLen(c.model)
+		c.eval, off = t.eval[off:off+n:off+n], off+n
+	}
 	t.valFrac = cfg.Training.ValidationFraction
 	t.trainBuf = make([]int, 0, t.batch)
 	t.owned = data.Batch{}
-	t.eval = make([]float64, train.EvalLen(m))
 	t.stats = newStepStats(t.steps)
 	return nil
 }
@@ -182,25 +174,31 @@ func (t *trainer) openMetrics(appendTo bool) error {
 		return nil
 	}
 	var err error
-	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir, appendTo, t.data.classes)
+	t.metrics, err = newMetricsWriter(t.cfg.Output.Dir, appendTo, t.data.classes, t.searching())
 	return err
 }
 
-// step runs one training step and returns the batch loss. It allocates
-// nothing.
+// step runs one training step and returns the batch loss (a search's: the
+// lowest of its candidates'). It allocates nothing.
 func (t *trainer) step(sc *stepContext, step int) (float64, error) {
-	P := t.model.NumParams()
+	cnt := len(t.v) - 2
 	t0 := time.Now()
 	if err := t.ownBatch(step); err != nil {
 		return 0, err
 	}
 	clear(t.v)
-	for _, g := range t.owned.Groups { // shard by shard, in row order
-		t.v[P] += t.model.LossGrad(t.theta, g.T, g.Rows, t.v[:P])
+	for _, c := range t.cands {
+		if !c.active(step) {
+			continue // a candidate that stopped: its segment stays 0
+		}
+		P := len(c.theta)
+		for _, g := range t.owned.Groups { // shard by shard, in row order
+			t.v[c.seg+P] += c.model.LossGrad(c.theta, g.T, g.Rows, t.v[c.seg:c.seg+P])
+		}
 	}
-	t.v[P+1] = float64(t.owned.Len())
+	t.v[cnt] = float64(t.owned.Len())
 	if t.wantsReform() { // rides on the step's allreduce: every node learns it at the same step
-		t.v[P+2] = 1
+		t.v[cnt+1] = 1
 	}
 	t1 := time.Now()
 	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), t.v, ring.Sum); err != nil {
@@ -209,7 +207,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
 	t.w.tl.step(step+1, t0, t1, t.owned.Len())
-	count := t.v[P+1]
+	count := t.v[cnt]
 	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
 		t.done, t.lastRows = step+1, 0
 		return 0, nil
@@ -217,35 +215,43 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	if count == 0 {
 		return 0, fmt.Errorf("step %d: the batch is empty", step)
 	}
-	if !finite(t.v[:P+1]) { // allreduced: every node stops here, at the same step
-		return 0, t.diverged(step, "the loss or the gradient")
-	}
-	g := t.v[:P]
-	for i := range g {
-		g[i] /= count
-	}
-	loss := t.v[P]/count + t.model.Regularize(t.theta, g)
-	t.opt.SetLR(t.rate.Rate(step + 1)) // a function of the step alone: the same on every node
-	t.opt.Step(t.theta, g)             // θ changes only after a complete allreduce
-	if !finite(t.theta) || math.IsInf(loss, 0) {
-		return 0, t.diverged(step, "θ")
+	loss := math.Inf(1)
+	for _, c := range t.cands {
+		if !c.active(step) {
+			continue
+		}
+		if ok, what := c.applyStep(t.v[c.seg:c.seg+len(c.theta)+1], count, step); !ok {
+			if !t.searching() {
+				return 0, t.diverged(step, what)
+			}
+			c.diverge(step, what) // a search goes on with the others
+			t.log.Warn("candidate diverged", "candidate", c.id, "settings", c.spec.String(), "step", step+1, "reason", c.stopReason,
+				noticeIf(t.comm.Rank() == 0))
+			continue
+		}
+		loss = math.Min(loss, c.loss)
 	}
 	t.done = step + 1
+	t.steps = t.runSteps()
 	t.lastRows = count
-	t.reformNext = t.v[P+2] > 0
+	t.reformNext = t.v[cnt+1] > 0
 	t.stats.Samples += int64(count)
 	t.w.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
 	return loss, nil
 }
 
 func (t *trainer) run(ctx context.Context) (*Result, error) {
-	P := t.model.NumParams()
 	sc := &stepContext{Context: ctx}
 	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
 	start := time.Now()
-	t.log.Info("training", "task", t.model.Task(), "loss", lossName(t.model.Task()), "classes", t.data.classes, "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
-		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", P,
-		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch, noticeIf(t.comm.Rank() == 0))
+	task := t.cands[0].model.Task()
+	attrs := []any{"task", task, "loss", lossName(task), "classes", t.data.classes, "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
+		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", t.paramsLen(),
+		"batch", t.batch, "steps", t.steps, "steps per epoch", t.perEpoch}
+	if t.searching() {
+		attrs = append(attrs, "candidates", len(t.cands), "search metric", t.cfg.SearchMetric(task))
+	}
+	t.log.Info("training", append(attrs, noticeIf(t.comm.Rank() == 0))...)
 	if t.w.resume {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
 			return nil, err
@@ -270,7 +276,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 				return err
 			}
 			t.w.progress.stepped(t.done, loss, t.stats.Samples)
-			if err := t.applyStoppingRule(sc.reset(stepTimeout), loss); err != nil {
+			if err := t.applyStoppingRule(sc.reset(stepTimeout)); err != nil {
 				return err
 			}
 			if !t.failedAt.IsZero() {
@@ -308,12 +314,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	t.stats.Wall = time.Since(start)
 	t.w.progress.setPhase(PhaseSaving)
-	sum := sha256.Sum256(floatBytes(t.theta))
-	res := &Result{Rank: t.comm.Rank(), Size: t.comm.Size(), Steps: t.steps, ThetaSHA256: hex.EncodeToString(sum[:]), Stats: t.stats,
-		Eval: t.lastEval, Recoveries: t.recoveries, Stopped: t.stopReason}
-	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
+	res := &Result{Steps: t.steps, Stats: t.stats}
 	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
-		err := t.finish(sc.reset(stepTimeout), res)
+		err := t.finish(sc.reset(stepTimeout), res, loss)
 		if err == nil {
 			t.w.progress.setPhase(PhaseDone)
 			return res, nil
@@ -327,18 +330,34 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 }
 
-// finish has rank 0 close metrics.csv and write model.json, then waits for
-// every node at a barrier: a node that sees the barrier fail (rank 0 died
-// before it could confirm its outputs) re-forms the ring, whose new rank 0
-// writes them again.
-func (t *trainer) finish(ctx context.Context, res *Result) error {
+// finish picks the model to keep (a search's best on the validation data),
+// has rank 0 close metrics.csv and write model.json (and search.csv), then
+// waits for every node at a barrier: a node that sees the barrier fail (rank
+// 0 died before it could confirm its outputs) re-forms the ring, whose new
+// rank 0 writes them again.
+func (t *trainer) finish(ctx context.Context, res *Result, loss float64) error {
+	best, err := t.best(ctx)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(floatBytes(best.theta))
+	res.ThetaSHA256, res.Eval, res.Stopped, res.Recoveries = hex.EncodeToString(sum[:]), best.lastEval, best.stopReason, t.recoveries
+	if t.searching() {
+		res.Best = best.spec.String()
+	}
+	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
 	if t.metrics != nil {
 		faultPoint("before-save")
 		if err := t.metrics.Close(); err != nil {
 			return err
 		}
 		t.metrics = nil
-		if err := t.saveModel(); err != nil {
+		if t.searching() {
+			if err := t.saveSearch(best); err != nil {
+				return err
+			}
+		}
+		if err := t.saveModel(best); err != nil {
 			return err
 		}
 		res.Model = filepath.Join(t.cfg.Output.Dir, "model.json")
@@ -386,42 +405,79 @@ func (t *trainer) firstStepAfterRecovery() {
 	t.failedAt = time.Time{}
 }
 
-// evaluate computes the held-out (or, without one, training) metrics summed
-// over all nodes, logs them, and has rank 0 append them to metrics.csv.
+// evaluate computes every candidate's held-out (or, without one, training)
+// metrics summed over all nodes (one allreduce), logs them, and has rank 0
+// append them to metrics.csv.
 func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, elapsed time.Duration) error {
 	set := t.data.test
 	if set == nil {
 		set = t.data.train
 	}
-	clear(t.eval)
-	for _, tab := range set.Tables() {
-		train.Evaluate(t.model, t.theta, tab, t.eval)
-	}
-	if err := t.comm.AllReduce(ctx, t.eval, ring.Sum); err != nil {
+	if err := t.evalSums(ctx, set.Tables(), nil); err != nil {
 		return ringFailure(fmt.Errorf("evaluation after step %d: %w", step, err))
 	}
-	m := train.Finish(t.model, t.eval)
-	if m.N == 0 {
-		return nil
-	}
-	t.noteClasses(step, m)
-	t.w.prom.eval(m, t.model.Task() == train.TaskRegression)
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
 	if t.comm.Rank() == 0 {
 		level = slog.LevelInfo
 	}
-	shown := noticeIf(t.comm.Rank() == 0)
-	if t.model.Task() == train.TaskRegression {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "mse", m.MSE, "r2", m.R2, shown)
-		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "r2", Value: m.R2}
-	} else {
-		t.log.Log(ctx, level, "eval", "step", step, "train loss", trainLoss, "test loss", m.Loss, "accuracy", m.Accuracy, shown)
-		t.lastEval = Eval{Step: step, TrainLoss: trainLoss, TestLoss: m.Loss, Metric: "accuracy", Value: m.Accuracy}
+	reg := t.cands[0].model.Task() == train.TaskRegression
+	for _, c := range t.cands {
+		m := train.Finish(c.model, c.eval)
+		if m.N == 0 {
+			return nil
+		}
+		loss := trainLoss
+		if t.searching() {
+			loss = c.loss
+		}
+		t.noteClasses(c, step, m)
+		metric, value := "accuracy", m.Accuracy
+		if reg {
+			metric, value = "r2", m.R2
+		}
+		c.lastEval = Eval{Step: step, TrainLoss: loss, TestLoss: m.Loss, Metric: metric, Value: value}
+		attrs := []any{"step", step, "train loss", loss, "test loss", m.Loss}
+		if reg {
+			attrs = append(attrs, "mse", m.MSE)
+		}
+		attrs = append(attrs, metric, value)
+		if t.searching() {
+			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
+		} else {
+			attrs = append(attrs, noticeIf(t.comm.Rank() == 0))
+			t.w.prom.eval(m, reg)
+		}
+		t.log.Log(ctx, level, "eval", attrs...)
+		if t.metrics != nil {
+			cand := -1
+			if t.searching() {
+				cand = c.id
+			}
+			if err := t.metrics.write(step, (step-1)/t.perEpoch, loss, m, reg, t.comm.Size(), elapsed, cand); err != nil {
+				return err
+			}
+		}
 	}
-	if t.metrics != nil {
-		return t.metrics.write(step, (step-1)/t.perEpoch, trainLoss, m, t.model.Task() == train.TaskRegression, t.comm.Size(), elapsed)
+	if t.searching() {
+		t.noteSearchEval(ctx, level, step)
 	}
 	return nil
+}
+
+// evalSums fills every candidate's evaluation sums over tables, with one
+// allreduce for all of them; skip (if set) leaves a candidate out (its sums
+// stay 0).
+func (t *trainer) evalSums(ctx context.Context, tables []*data.Table, skip func(*candidate) bool) error {
+	clear(t.eval)
+	for _, c := range t.cands {
+		if skip != nil && skip(c) {
+			continue
+		}
+		for _, tab := range tables {
+			train.Evaluate(c.model, c.theta, tab, c.eval)
+		}
+	}
+	return t.comm.AllReduce(ctx, t.eval, ring.Sum)
 }
 
 // checkSameTheta compares a digest of θ across nodes (an allgather of one
@@ -429,7 +485,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 func (t *trainer) checkSameTheta(ctx context.Context, step int) error {
 	n := t.comm.Size()
 	d := make([]float64, n) // once every digestEvery steps: not the hot path
-	d[t.comm.Rank()] = digest53(floatBytes(t.theta))
+	d[t.comm.Rank()] = t.thetaDigest()
 	if err := t.comm.AllGather(ctx, d); err != nil {
 		return ringFailure(fmt.Errorf("θ check after step %d: %w", step, err))
 	}
@@ -463,63 +519,51 @@ func lossName(task string) string {
 	return "mse"
 }
 
-// applyStoppingRule feeds the step's loss to the stopping rule and, at the
-// end of an epoch where the rule stops, makes this step the last: the θ
+// applyStoppingRule feeds the step's losses to each candidate's stopping
+// rule and, at the end of an epoch where a rule stops its candidate, makes
+// this step the candidate's last; when the last candidate stops, the θ
 // check, the final evaluation and the outputs follow as at a planned end.
-// With a validation split the rule judges the validation score (one
-// allreduce at each epoch's end).
-func (t *trainer) applyStoppingRule(ctx context.Context, loss float64) error {
-	t.stop.step(loss, t.lastRows)
-	if !t.stop.on || t.done%t.perEpoch != 0 {
+// With validation data the rules judge the validation score (one allreduce
+// for all candidates at each epoch's end).
+func (t *trainer) applyStoppingRule(ctx context.Context) error {
+	on := false
+	for _, c := range t.cands {
+		if c.active(t.done-1) && c.stop.on {
+			c.stop.step(c.loss, t.lastRows)
+			on = true
+		}
+	}
+	if !on || t.done%t.perEpoch != 0 {
 		return nil
 	}
 	epoch := t.done / t.perEpoch
-	var stop bool
-	var why string
-	if t.valFrac > 0 {
-		v, err := t.validationScore(ctx, t.done)
-		if err != nil {
+	live := func(c *candidate) bool { return c.active(t.done-1) && c.stop.on }
+	if t.hasValidation() {
+		if err := t.validationScores(ctx, t.done, live); err != nil {
 			return err
 		}
-		what := "the validation accuracy"
-		if t.model.Task() == train.TaskRegression {
-			what = "the validation R²"
+	}
+	for _, c := range t.cands {
+		if !live(c) {
+			continue
 		}
-		stop, why = t.stop.endEpochOn(v, t.done, epoch, what+" (negated)")
-	} else {
-		stop, why = t.stop.endEpoch(t.done, epoch)
+		var stop bool
+		var why string
+		if t.hasValidation() {
+			stop, why = c.stop.endEpochOn(-score(c.val, c.model.Task(), ""), t.done, epoch, validationWhat(c.model.Task())+" (negated)")
+		} else {
+			stop, why = c.stop.endEpoch(t.done, epoch)
+		}
+		if !stop {
+			continue
+		}
+		c.steps, c.stopReason = t.done, why
+		attrs := []any{"step", t.done, "epoch", epoch, "reason", why}
+		if t.searching() {
+			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
+		}
+		t.log.Info("stopping early", append(attrs, noticeIf(t.comm.Rank() == 0))...)
 	}
-	if stop {
-		t.steps, t.stopReason = t.done, why
-		t.log.Info("stopping early", "step", t.done, "epoch", epoch, "reason", why, noticeIf(t.comm.Rank() == 0))
-	}
-	return nil
-}
-
-// stateLen is the length of the state that travels with θ: the optimizer's
-// and the stopping rule's.
-func (t *trainer) stateLen() int { return len(t.opt.State()) + stopStateLen }
-
-// appendState appends the optimizer's state, then the stopping rule's.
-func (t *trainer) appendState(dst []float64) []float64 {
-	return t.stop.appendState(append(dst, t.opt.State()...))
-}
-
-// setState restores a state that appendState wrote (on another node, or in
-// a checkpoint); a rule that had stopped the run stops it here too.
-func (t *trainer) setState(s []float64) error {
-	if len(s) != t.stateLen() {
-		return fmt.Errorf("state has %d values, this run needs %d", len(s), t.stateLen())
-	}
-	n := len(s) - stopStateLen
-	if err := t.opt.SetState(s[:n]); err != nil {
-		return err
-	}
-	if err := t.stop.setState(s[n:]); err != nil {
-		return err
-	}
-	if t.stop.stopped > 0 {
-		t.steps = t.stop.stopped
-	}
+	t.steps = t.runSteps()
 	return nil
 }

@@ -29,12 +29,27 @@ func testTrainers(t *testing.T, n int, yaml string) []*trainer {
 // they could not start.
 func startTrainers(t *testing.T, n int, yaml string) ([]*trainer, error) {
 	t.Helper()
+	return startTrainersOn(t, startComms(t, n, testConfig()), yaml)
+}
+
+// startTrainersOn starts a trainer of the job yaml on each of comms.
+func startTrainersOn(t *testing.T, comms []*Comm, yaml string) ([]*trainer, error) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startTrainersOf(t, comms, cfg)
+}
+
+// startTrainersOf starts a trainer of the job cfg on each of comms, with
+// its outputs in a new temporary directory.
+func startTrainersOf(t *testing.T, comms []*Comm, cfg *config.Config) ([]*trainer, error) {
+	t.Helper()
+	cp := *cfg
+	cfg = &cp
 	cfg.Output.Dir = t.TempDir()
-	comms := startComms(t, n, testConfig())
+	n := len(comms)
 	members := make([]Member, n)
 	for r := range members {
 		members[r] = Member{Name: fmt.Sprint("m", r), Meta: Meta{Host: "h", Slot: r}}
@@ -61,18 +76,24 @@ func startTrainers(t *testing.T, n int, yaml string) ([]*trainer, error) {
 // mlp on two ranks over TCP, with Prometheus metrics on, and counts heap
 // allocations; also with class weights and resampled epochs.
 func TestStepLoopDoesNotAllocate(t *testing.T) {
-	for _, c := range []struct{ model, resample string }{
-		{"{kind: logistic, l2: 0.01}", ""},
-		{"{kind: mlp, hidden: [16, 8]}", ""},
-		{"{kind: logistic, class_weight: balanced}", "over"},
-		{"{kind: mlp, hidden: [8], class_weight: {0: 1, 1: 3}}", "under"},
+	for _, c := range []struct{ model, resample, search string }{
+		{"{kind: logistic, l2: 0.01}", "", ""},
+		{"{kind: mlp, hidden: [16, 8]}", "", ""},
+		{"{kind: logistic, class_weight: balanced}", "over", ""},
+		{"{kind: mlp, hidden: [8], class_weight: {0: 1, 1: 3}}", "under", ""},
+		{"{kind: logistic}", "", "{optimizer.lr: [0.01, 0.1], optimizer.kind: [sgd, adam], model.l2: [0, 0.01]}"},
 	} {
-		model := c.model + " resample " + c.resample
+		model := c.model + " resample " + c.resample + " search " + c.search
+		search, val := "", ""
+		if c.search != "" {
+			search, val = "search: "+c.search, ", validation_fraction: 0.1"
+		}
 		trs := testTrainers(t, 2, `
 data: {format: synthetic, normalize: true, resample: "`+c.resample+`", synthetic: {task: binary, samples: 5000, features: 20, noise: 0.5}}
 model: `+c.model+`
 optimizer: {kind: adam, lr: 0.01}
-training: {batch_size: 64, steps: 2000}
+training: {batch_size: 64, steps: 2000`+val+`}
+`+search+`
 `)
 		if (c.resample != "") != (trs[0].resample != nil) {
 			t.Fatalf("%s: resampler %v", model, trs[0].resample)

@@ -2,11 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 
 	"github.com/dmlrun/dmlrun/data"
-	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
 
@@ -43,10 +42,15 @@ func (t *trainer) trainingRows(batch []int) []int {
 	return t.trainBuf
 }
 
-// buildValidation copies this node's validation rows out of the tables it
-// holds: after every (re)load of its shards.
+// buildValidation gathers this node's validation rows: its shards of
+// data.validation, or a copy of its split rows out of the training tables
+// it holds. After every (re)load of its shards.
 func (t *trainer) buildValidation() {
 	t.valTables = t.valTables[:0]
+	if t.data.val != nil { // data.validation: the shards of it this node holds
+		t.valTables = append(t.valTables, t.data.val.Tables()...)
+		return
+	}
 	if t.valFrac == 0 {
 		return
 	}
@@ -68,22 +72,31 @@ func (t *trainer) buildValidation() {
 	}
 }
 
-// validationScore is the ring's score on the validation split, negated so
-// that lower is better (the stopping rule's sense).
-func (t *trainer) validationScore(ctx context.Context, step int) (float64, error) {
-	clear(t.eval)
-	for _, tab := range t.valTables {
-		train.Evaluate(t.model, t.theta, tab, t.eval)
+// hasValidation reports whether the run has validation data: a split of
+// the training rows, or data.validation.
+func (t *trainer) hasValidation() bool { return t.valFrac > 0 || t.data.valSrc != nil }
+
+// validationScores evaluates the candidates that live selects on the
+// validation data (one allreduce for all) into their val metrics.
+func (t *trainer) validationScores(ctx context.Context, step int, live func(*candidate) bool) error {
+	if err := t.evalSums(ctx, t.valTables, func(c *candidate) bool { return !live(c) }); err != nil {
+		return ringFailure(fmt.Errorf("validation after step %d: %w", step, err))
 	}
-	if err := t.comm.AllReduce(ctx, t.eval, ring.Sum); err != nil {
-		return 0, ringFailure(fmt.Errorf("validation after step %d: %w", step, err))
+	for _, c := range t.cands {
+		if !live(c) {
+			continue
+		}
+		if c.val = train.Finish(c.model, c.eval); c.val.N == 0 {
+			return errors.New("the validation data holds no rows (training.validation_fraction too small, or data.validation empty)")
+		}
 	}
-	m := train.Finish(t.model, t.eval)
-	if m.N == 0 {
-		return math.MaxFloat64, fmt.Errorf("training.validation_fraction: the validation split holds no rows")
+	return nil
+}
+
+// validationWhat names the validation score the stopping rule judges.
+func validationWhat(task string) string {
+	if task == train.TaskRegression {
+		return "the validation R²"
 	}
-	if t.model.Task() == train.TaskRegression {
-		return -m.R2, nil
-	}
-	return -m.Accuracy, nil
+	return "the validation accuracy"
 }

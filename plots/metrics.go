@@ -23,11 +23,12 @@ type MetricsRow struct {
 	TestR2       float64
 	TestAccuracy float64
 	WorldSize    int
+	Candidate    int // a search's candidate (the candidate column); -1 without
 }
 
 // metricsColumns are the columns ReadMetrics reads, by header name; the
 // others (epoch, elapsed_s, any added later) are ignored.
-var metricsColumns = []string{"step", "train_loss", "test_loss", "test_mse", "test_r2", "test_accuracy", "world_size"}
+var metricsColumns = []string{"step", "train_loss", "test_loss", "test_mse", "test_r2", "test_accuracy", "world_size", "candidate"}
 
 // ReadMetrics reads a metrics.csv as dmlrun writes it: a header naming the
 // columns, then one line per evaluation:
@@ -38,7 +39,8 @@ var metricsColumns = []string{"step", "train_loss", "test_loss", "test_mse", "te
 // required. Empty cells and NaN read as NaN. Lines may repeat or go back in
 // step (a new rank 0 appends after a failure, a resumed run goes on from an
 // older checkpoint): the rows come back sorted by step, and for a step that
-// appears more than once the line written last wins. A malformed line (a
+// appears more than once (for one candidate of a search: a search writes a
+// line per candidate and step) the line written last wins. A malformed line (a
 // field count that differs from the header's, a step or a value that is
 // not a number) is an error naming its line and column.
 func ReadMetrics(r io.Reader) ([]MetricsRow, error) {
@@ -83,14 +85,18 @@ func ReadMetrics(r io.Reader) ([]MetricsRow, error) {
 		rows = append(rows, row)
 	}
 	// Stable, so that among equal steps the order of writing is kept; then
-	// keep the last of each run of equal steps.
+	// keep the last line of each (candidate, step).
 	slices.SortStableFunc(rows, func(a, b MetricsRow) int { return cmp.Compare(a.Step, b.Step) })
+	type key struct{ cand, step int }
+	last := map[key]int{}
+	for i, r := range rows {
+		last[key{r.Candidate, r.Step}] = i
+	}
 	out := rows[:0]
 	for i, r := range rows {
-		if i+1 < len(rows) && rows[i+1].Step == r.Step {
-			continue
+		if last[key{r.Candidate, r.Step}] == i {
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }
@@ -124,6 +130,12 @@ func parseMetricsRow(rec []string, idx []int) (MetricsRow, error) {
 	if s := field(6); s != "" {
 		if row.WorldSize, err = strconv.Atoi(s); err != nil || row.WorldSize < 0 {
 			return row, fmt.Errorf("column world_size: %q is not a number of nodes", s)
+		}
+	}
+	row.Candidate = -1
+	if s := field(7); s != "" {
+		if row.Candidate, err = strconv.Atoi(s); err != nil || row.Candidate < 0 {
+			return row, fmt.Errorf("column candidate: %q is not a candidate number", s)
 		}
 	}
 	return row, nil

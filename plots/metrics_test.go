@@ -30,14 +30,14 @@ func TestReadMetrics(t *testing.T) {
 	}{
 		{"as dmlrun writes it", "step,epoch,train_loss,test_loss,test_mse,test_r2,test_accuracy,world_size,elapsed_s\n" +
 			"50,1,0.5,0.4,,,0.9,4,0.1\n100,2,0.25,0.2,,,0.95,3,0.2\n",
-			[]MetricsRow{{50, 0.5, 0.4, nan, nan, 0.9, 4}, {100, 0.25, 0.2, nan, nan, 0.95, 3}}},
+			[]MetricsRow{{50, 0.5, 0.4, nan, nan, 0.9, 4, -1}, {100, 0.25, 0.2, nan, nan, 0.95, 3, -1}}},
 		{"header only", "step,train_loss\n", nil},
 		{"columns by name, in any order, BOM, spaces, extra columns", "\ufeffworld_size, step ,test_r2,future\n2,7,0.5,x\n",
-			[]MetricsRow{{7, nan, nan, nan, 0.5, nan, 2}}},
-		{"NaN and empty cells", "step,train_loss,test_loss,world_size\n1,NaN,,\n", []MetricsRow{{1, nan, nan, nan, nan, nan, 0}}},
+			[]MetricsRow{{7, nan, nan, nan, 0.5, nan, 2, -1}}},
+		{"NaN and empty cells", "step,train_loss,test_loss,world_size\n1,NaN,,\n", []MetricsRow{{1, nan, nan, nan, nan, nan, 0, -1}}},
 		{"appended after a failure and a resume: sorted, last write wins", "step,train_loss,world_size\n" +
 			"10,1,4\n20,2,4\n30,3,4\n20,2.5,3\n30,3.5,3\n40,4,3\n",
-			[]MetricsRow{{10, 1, nan, nan, nan, nan, 4}, {20, 2.5, nan, nan, nan, nan, 3}, {30, 3.5, nan, nan, nan, nan, 3}, {40, 4, nan, nan, nan, nan, 3}}},
+			[]MetricsRow{{10, 1, nan, nan, nan, nan, 4, -1}, {20, 2.5, nan, nan, nan, nan, 3, -1}, {30, 3.5, nan, nan, nan, nan, 3, -1}, {40, 4, nan, nan, nan, nan, 3, -1}}},
 	} {
 		got, err := ReadMetrics(strings.NewReader(tc.csv))
 		if err != nil {

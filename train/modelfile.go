@@ -23,6 +23,19 @@ type ModelFile struct {
 	Stopped string `json:"stopped_early,omitempty"`
 	// Eval is the run's last evaluation (written by dmlrun; optional).
 	Eval *EvalReport `json:"eval,omitempty"`
+	// Search, in a search's model.json, says which candidate this is and
+	// why it was kept (every candidate's scores are in search.csv).
+	Search *SearchChoice `json:"search,omitempty"`
+}
+
+// SearchChoice is the candidate a search kept: the best by Metric on the
+// validation data.
+type SearchChoice struct {
+	Candidate  int     `json:"candidate"`  // its line in search.csv
+	Settings   string  `json:"settings"`   // e.g. "model.l2=0 optimizer.lr=0.01"
+	Metric     string  `json:"metric"`     // r2, accuracy, loss, macro_f1 or auc
+	Validation float64 `json:"validation"` // its score by Metric
+	Candidates int     `json:"candidates"` // how many the search trained
 }
 
 // EvalReport is an evaluation as model.json keeps it: the scores of
