@@ -76,6 +76,7 @@ type RunSummary struct {
 	Value         float64 `json:"value"`
 	Recoveries    int     `json:"recoveries"`
 	Stopped       string  `json:"stopped,omitempty"` // why training stopped early
+	Best          string  `json:"best,omitempty"`    // a search's kept candidate, by its settings
 	OutputDir     string  `json:"output_dir,omitempty"`
 }
 
@@ -372,6 +373,12 @@ func (s *RunSummary) line() string {
 	out := fmt.Sprintf("done: %d steps in %v (%.0f samples/s)", s.Steps, wall, s.SamplesPerSec)
 	if s.Metric != "" {
 		out += fmt.Sprintf(", train loss %.6g, test loss %.6g, test %s %.6g", s.TrainLoss, s.TestLoss, s.Metric, s.Value)
+	}
+	if s.Best != "" {
+		out += "; the search kept " + s.Best
+		if s.OutputDir != "" {
+			out += " (every candidate in " + filepath.Join(s.OutputDir, "search.csv") + ")"
+		}
 	}
 	if s.Stopped != "" {
 		out += "; stopped early: " + s.Stopped

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,4 +76,30 @@ func sameStop(t *testing.T, got, want *train.ModelFile) {
 	if d := relDiff(got.Theta, want.Theta); d > 1e-9 {
 		t.Fatalf("θ differs from the reference's by %g", d)
 	}
+}
+
+// TestEarlyStoppingOnValidationFiles: with data.validation the rule judges
+// the score on those files (each node reads its shards of them); the stop is
+// the same on 1 node and 3.
+func TestEarlyStoppingOnValidationFiles(t *testing.T) {
+	dir := t.TempDir()
+	var paths [2]string
+	for i, rows := range []int{601, 203} {
+		sub := filepath.Join(dir, []string{"train", "val"}[i])
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		paths[i], _, _ = writeCSV(t, sub, rows, 4, uint64(i+3))
+	}
+	body := "name: valfiles\nseed: 3\ndata: {train: " + paths[0] + ", validation: " + paths[1] + `}
+model: {kind: linear}
+optimizer: {kind: sgd, lr: 0.02}
+training: {batch_size: 20, tol: 0.0001, n_iter_no_change: 2, max_epochs: 100}
+`
+	one, _ := trainNP(t, 1, jobConfig(t, dir, body))
+	three, _ := trainNP(t, 3, jobConfig(t, dir, body))
+	if one.Steps >= 100*31 || !strings.Contains(one.Stopped, "the validation R² (negated) did not improve") {
+		t.Fatalf("1 node: %d steps, stopped %q", one.Steps, one.Stopped)
+	}
+	sameStop(t, three, one)
 }

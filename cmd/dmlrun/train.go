@@ -487,7 +487,7 @@ func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
 // summary is a node's account of its run for the launcher's last lines.
 func summary(res *node.Result, cfg *config.Config) *launch.RunSummary {
 	s := &launch.RunSummary{Steps: res.Steps, TrainLoss: res.Eval.TrainLoss, TestLoss: res.Eval.TestLoss,
-		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir, Stopped: res.Stopped}
+		Metric: res.Eval.Metric, Value: res.Eval.Value, Recoveries: res.Recoveries, OutputDir: cfg.Output.Dir, Stopped: res.Stopped, Best: res.Best}
 	if res.Stats != nil {
 		s.WallSeconds = res.Stats.Wall.Seconds()
 		if res.Stats.Wall > 0 {
