@@ -33,6 +33,13 @@ func startTrainers(t *testing.T, n int, yaml string) ([]*trainer, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startTrainersConfig(t, n, cfg)
+}
+
+// startTrainersConfig is startTrainers for a parsed job, whose outputs it
+// moves to a temporary directory.
+func startTrainersConfig(t *testing.T, n int, cfg *config.Config) ([]*trainer, error) {
+	t.Helper()
 	cfg.Output.Dir = t.TempDir()
 	comms := startComms(t, n, testConfig())
 	members := make([]Member, n)

@@ -42,7 +42,7 @@ for p in ${PYTHON:-} python3 /usr/bin/python3; do
 	if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sklearn, pandas, yaml' 2>/dev/null; then py=$p; break; fi
 done
 if [ -z "$py" ]; then
-	echo "quality.sh: no python3 with scikit-learn and pandas (apt-get install python3-sklearn python3-pandas python3-yaml)" >&2
+	echo "quality.sh: no python3 with scikit-learn, pandas and PyYAML (apt-get install python3-sklearn python3-pandas python3-yaml)" >&2
 	exit 2
 fi
 
