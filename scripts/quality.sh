@@ -111,7 +111,7 @@ for n in names:
     ok = abs(diff) <= 0.02
     miss += not ok
     rows.append((n, f"{kind}, {task}", f"{len(ytr)}+{len(yte)}", metric,
-                 f"{sk:.4f}", f"{dm:.4f}", f"{diff:+.4f}", "yes" if ok else "NO",
+                 f"{sk:.4f}", f"{dm:.4f}", (f"{diff:+.1e}" if diff else "0"), "yes" if ok else "NO",
                  f"{last['train_loss'] - obj:+.1e}", str(steps), times[n] + " s"))
 
 head = ("dataset", "model, task", "rows train+test", "metric", "sklearn", "dmlrun",
