@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,10 +17,11 @@ import (
 // their own rule at different epochs.
 const searchJob = `name: search
 seed: 5
-data: {format: synthetic, synthetic: {task: binary, samples: 3001, test_samples: 600, features: 6, noise: 0.6}}
+data: {format: synthetic, synthetic: {task: binary, samples: 30001, test_samples: 600, features: 10, noise: 0.6}}
 model: {kind: logistic}
 optimizer: {kind: sgd, lr: 0.1}
-training: {batch_size: 50, eval_every: 20, tol: 0.001, n_iter_no_change: 3, max_epochs: 12, validation_fraction: 0.2}
+training: {batch_size: 100, eval_every: 20, tol: 0.001, n_iter_no_change: 3, max_epochs: 12, validation_fraction: 0.2}
+checkpoint: {every: 50}
 search: {optimizer.lr: [0.01, 0.3], model.l2: [0, 0.01], optimizer.kind: [sgd, momentum]}
 `
 
@@ -64,6 +66,42 @@ func TestSearchThroughFailure(t *testing.T) {
 	}
 	if len(stops) < 3 {
 		t.Errorf("the candidates hardly differ (steps and best: %v): the test would not see a mix-up", stops)
+	}
+}
+
+// TestSearchResume: a search whose whole cluster is killed after a
+// checkpoint (some candidates stopped by then, others not) goes on with
+// -resume to the search.csv and model.json of an uninterrupted run.
+func TestSearchResume(t *testing.T) {
+	dir := t.TempDir()
+	refCfg := jobConfig(t, dir, searchJob)
+	ref, _ := trainNP(t, 2, refCfg)
+	want := readCSV(t, filepath.Join(outDir(refCfg), "search.csv"))
+	firstStop := math.MaxInt
+	for _, r := range want[1:] {
+		if n, _ := strconv.Atoi(r[4]); r[5] == "tol" {
+			firstStop = min(firstStop, n)
+		}
+	}
+	if firstStop > ref.Steps-100 {
+		t.Fatalf("no candidate stops well before the end (%d of %d steps): the test needs one\n%v", firstStop, ref.Steps, want)
+	}
+
+	cfg := jobConfig(t, dir, searchJob)
+	cmd, _, stderr := startJob(t, 2, cfg)
+	waitForLog(t, stderr, fmt.Sprintf("step=%d ", (firstStop/100+1)*100+20), time.Minute) // a checkpoint after the first stop
+	for _, pid := range children(cmd.Process.Pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	out, errOut, err := dmlrun(t, 2*time.Minute, "-np", "2", "-resume", cfg)
+	if err != nil || !strings.Contains(errOut, "resumed from checkpoint") {
+		t.Fatalf("-resume: %v\n%s\n%s", err, out, errOut)
+	}
+	sameTable(t, readCSV(t, filepath.Join(outDir(cfg), "search.csv")), want)
+	if m := readModel(t, cfg); m.Search == nil || m.Search.Candidate != ref.Search.Candidate || relDiff(m.Theta, ref.Theta) > 1e-9 {
+		t.Fatalf("kept %+v, the reference %+v", m.Search, ref.Search)
 	}
 }
 
