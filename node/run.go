@@ -355,13 +355,6 @@ func agreeOnView(ctx context.Context, c *Comm, members []Member, tl *recorder) e
 	return nil
 }
 
-// digest53 turns bytes into a float64 that allreduce can compare exactly.
-func digest53(b []byte) float64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return float64(h.Sum64() >> 11)
-}
-
 // protection maps cluster.frame_mac and cluster.encrypt to the data plane's
 // frame protection.
 func protection(c config.Cluster) transport.Protection {

@@ -32,13 +32,13 @@ var errNewMember = errors.New("a node joined: growing the ring")
 // the gradient of the whole batch. θ changes only after a complete allreduce.
 type trainer struct {
 	w          *worker
-	cands      []*candidate // the models trained: one, or a search's grid (candidate.go)
-	lastRows   float64      // the last step's global batch rows
-	valFrac    float64        // training.validation_fraction
-	trainBuf   []int          // a batch's training rows (without the validation split)
-	valTables  []*data.Table  // this node's validation rows
-	recoveries int            // ring failures recovered from
-	comm       *Comm          // w.comm: the current ring
+	cands      []*candidate  // the models trained: one, or a search's grid (candidate.go)
+	lastRows   float64       // the last step's global batch rows
+	valFrac    float64       // training.validation_fraction
+	trainBuf   []int         // a batch's training rows (without the validation split)
+	valTables  []*data.Table // this node's validation rows
+	recoveries int           // ring failures recovered from
+	comm       *Comm         // w.comm: the current ring
 	cfg        *config.Config
 	log        *slog.Logger
 
@@ -49,7 +49,7 @@ type trainer struct {
 	sched                  *data.Schedule
 	resample               *data.Resampler // data.resample: the class-balanced epochs (nil: sched)
 	steps, perEpoch, batch int             // steps: the run's, the longest candidate's (runSteps)
-	owned                  data.Batch // this node's rows of the current batch, by shard
+	owned                  data.Batch      // this node's rows of the current batch, by shard
 	metrics                *metricsWriter
 	stats                  *StepStats
 	done                   int  // steps applied to θ (-1: a joiner without state yet)
