@@ -150,7 +150,7 @@ func (p *promMetrics) ring(c *Comm, epoch uint32) {
 	p.worldSize.Set(float64(c.Size()))
 	p.rank.Set(float64(c.Rank()))
 	p.epoch.Set(float64(epoch))
-	p.traffic.setMesh(c.mesh)
+	p.traffic.setMesh(c.Mesh())
 }
 
 // step records a completed training step: done steps applied so far,

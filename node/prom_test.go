@@ -93,7 +93,7 @@ func TestPrometheusExposition(t *testing.T) {
 	p.recovered(ringFailure(errNewMember))
 	p.recovered(ringFailure(fmt.Errorf("step 4: %w", io.ErrUnexpectedEOF)))
 	p.paused(30 * time.Millisecond)
-	sent, recv, _ := comms[0].mesh.Traffic(1)
+	sent, recv, _ := comms[0].Mesh().Traffic(1)
 	if sent == 0 || recv == 0 {
 		t.Fatalf("the allreduce moved no bytes: %d, %d", sent, recv)
 	}
@@ -189,8 +189,8 @@ func TestPrometheusExposition(t *testing.T) {
 	}
 	p.ring(comms2[1], 9)
 	mfs, _ = scrape(t, srv.URL)
-	s1, r1, _ := comms2[1].mesh.Traffic(0)
-	s2, r2, _ := comms2[1].mesh.Traffic(2)
+	s1, r1, _ := comms2[1].Mesh().Traffic(0)
+	s2, r2, _ := comms2[1].Mesh().Traffic(2)
 	wantSent := map[string]float64{"0": float64(s1), "1": float64(sent), "2": float64(s2)}
 	wantRecv := map[string]float64{"0": float64(r1), "1": float64(recv), "2": float64(r2)}
 	for name, want := range map[string]map[string]float64{"dmlrun_sent_bytes_total": wantSent, "dmlrun_received_bytes_total": wantRecv} {

@@ -102,13 +102,13 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			// gossip then thinks everyone else dead and talks to no one.
 			// Knock on the last ring's doors.
 			t.w.rejoin(ctx, old)
-			t.w.mem.waitChange(ctx, 250*time.Millisecond)
+			t.w.mem.WaitChange(ctx, 250*time.Millisecond)
 			continue
 		}
 		if err := t.tryRing(ctx, view, wait.next()); err != nil {
 			last = err
 			t.log.Debug("ring attempt failed", "attempt", attempt, "err", err)
-			t.w.mem.waitChange(ctx, 100*time.Millisecond)
+			t.w.mem.WaitChange(ctx, 100*time.Millisecond)
 			continue
 		}
 		level := t.log.Debug

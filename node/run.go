@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/transport"
 )
@@ -106,7 +107,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	tcfg := transport.Config{Cluster: cluster, RunDigest: digest, Secret: o.Secret, Logger: log,
 		Protection: protection(cfg.Cluster), StallWarn: cfg.Cluster.StallWarn.Duration}
 
-	bindHost, _, err := splitHostPort(o.Bind, 7946)
+	bindHost, _, err := elastic.SplitHostPort(o.Bind, 7946)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 		if wctx.Err() != nil {
 			return nil, fmt.Errorf("joining the running ring: %w (last attempt: %v)", wctx.Err(), err)
 		}
-		w.mem.waitChange(wctx, 100*time.Millisecond)
+		w.mem.WaitChange(wctx, 100*time.Millisecond)
 	}
 }
 
@@ -279,7 +280,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	if rank < 0 {
 		return fmt.Errorf("this node is not among the first %d members of the ring (more nodes joined than cluster.nodes)", len(members))
 	}
-	if err := checkReachable(members[rank], members); err != nil {
+	if err := elastic.CheckReachable(members[rank], members); err != nil {
 		return err
 	}
 	phase := func() (context.Context, context.CancelFunc) {
@@ -313,7 +314,7 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	w.comm, w.epoch = comm, epoch
 	w.progress.setRing(rank, len(members))
 	w.prom.ring(comm, epoch)
-	if w.mem != nil && w.mem.self.Ring != epoch {
+	if w.mem != nil && w.mem.Ring() != epoch {
 		if err := w.mem.SetRing(epoch); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package node
+package elastic
 
 import (
 	"context"
@@ -108,7 +108,7 @@ func TestRenewComesBackUnderANewName(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("b sees %v; want %s and itself, not %s", names, a2.Name(), oldName)
 		}
-		b.waitChange(ctx, 100*time.Millisecond)
+		b.WaitChange(ctx, 100*time.Millisecond)
 	}
 	if _, err := a2.WaitFor(ctx, 2); err != nil {
 		t.Fatal(err)

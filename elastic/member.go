@@ -1,4 +1,4 @@
-package node
+package elastic
 
 import (
 	"context"
@@ -181,13 +181,13 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	if mc.Name == "" {
 		mc.Name = fmt.Sprintf("%s-%d-%x", cfg.Meta.Host, cfg.Meta.Slot, time.Now().UnixNano()&0xffffff)
 	}
-	host, port, err := splitHostPort(cfg.Bind, 7946)
+	host, port, err := SplitHostPort(cfg.Bind, 7946)
 	if err != nil {
 		return nil, fmt.Errorf("gossip bind address: %w", err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Advertise != "" {
-		ah, ap, err := splitHostPort(cfg.Advertise, port)
+		ah, ap, err := SplitHostPort(cfg.Advertise, port)
 		if err != nil {
 			return nil, fmt.Errorf("gossip advertise address: %w", err)
 		}
@@ -249,7 +249,9 @@ func (m *Membership) Join(ctx context.Context, addrs []string) error {
 	}
 }
 
-func splitHostPort(addr string, defPort int) (string, int, error) {
+// SplitHostPort splits a bind address into host and port: "" is
+// 0.0.0.0:defPort, a bare host takes defPort.
+func SplitHostPort(addr string, defPort int) (string, int, error) {
 	if addr == "" {
 		return "0.0.0.0", defPort, nil
 	}
@@ -295,6 +297,9 @@ func (m *Membership) SetTraining() error {
 	m.self.State = "training"
 	return m.publish(false)
 }
+
+// Ring is the ring epoch this node last published (SetRing).
+func (m *Membership) Ring() uint32 { return m.self.Ring }
 
 // Generation changes whenever the membership does.
 func (m *Membership) Generation() uint64 { return m.gen.Load() }
@@ -404,8 +409,8 @@ func (m *Membership) WaitFor(ctx context.Context, n int) ([]Member, error) {
 	}
 }
 
-// waitChange returns when the membership changes, ctx ends, or after d.
-func (m *Membership) waitChange(ctx context.Context, d time.Duration) {
+// WaitChange returns when the membership changes, ctx ends, or after d.
+func (m *Membership) WaitChange(ctx context.Context, d time.Duration) {
 	m.mu.Lock()
 	ch := m.changed
 	m.mu.Unlock()
@@ -439,7 +444,7 @@ func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, err
 	cfg.Name = "" // a fresh one
 	cfg.Meta = m.self
 	cfg.Meta.Life++
-	host, port, err := splitHostPort(cfg.Bind, 7946)
+	host, port, err := SplitHostPort(cfg.Bind, 7946)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +457,7 @@ func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, err
 	if err != nil { // the port is not free yet (or taken): any port will do, we join the others ourselves
 		cfg.Bind = net.JoinHostPort(host, "0")
 		if cfg.Advertise != "" {
-			ah, _, _ := splitHostPort(cfg.Advertise, 0)
+			ah, _, _ := SplitHostPort(cfg.Advertise, 0)
 			cfg.Advertise = ah
 		}
 		if n, err = StartMembership(cfg); err != nil {

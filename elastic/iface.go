@@ -1,4 +1,4 @@
-package node
+package elastic
 
 import (
 	"fmt"
@@ -42,9 +42,9 @@ func InterfaceAddr(name, bind string) (string, error) {
 	return net.JoinHostPort(pick.String(), port), nil
 }
 
-// checkReachable refuses a ring in which a node advertises a loopback
+// CheckReachable refuses a ring in which a node advertises a loopback
 // address while other nodes run on other hosts: they could never reach it.
-func checkReachable(self Member, members []Member) error {
+func CheckReachable(self Member, members []Member) error {
 	isLoop := func(addr string) bool {
 		h, _, err := net.SplitHostPort(addr)
 		ip := net.ParseIP(h)

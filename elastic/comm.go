@@ -1,4 +1,4 @@
-package node
+package elastic
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type Comm struct {
 // rank's own listener (at addrs[rank]).
 func NewComm(ctx context.Context, ln *transport.Listener, cfg CommConfig, rank int, addrs []string) (*Comm, error) {
 	if rank < 0 || rank >= len(addrs) {
-		return nil, errors.New("node: rank out of range of the address list")
+		return nil, errors.New("elastic: rank out of range of the address list")
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -71,6 +71,10 @@ func (c *Comm) Size() int { return c.ring.Size() }
 
 // Protection is the weakest frame protection of the communicator's links.
 func (c *Comm) Protection() transport.Protection { return c.mesh.Protection() }
+
+// Mesh is the communicator's connections, for their byte counters
+// (transport.Mesh.Traffic).
+func (c *Comm) Mesh() *transport.Mesh { return c.mesh }
 
 // Close aborts any collective in progress and closes the connections.
 func (c *Comm) Close() error { return c.mesh.Close() }
