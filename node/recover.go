@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -12,31 +11,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 )
 
-// ErrQuorumLost: too few nodes are left to train without risking a split
-// brain.
-var ErrQuorumLost = errors.New("quorum lost")
-
-// ErrEvicted: the others evicted this node (it was stopped or cut off) and
-// it could not come back. Like ErrQuorumLost, it is this node's loss, not a
+// ErrQuorumLost and ErrEvicted are elastic's: this node's loss, not a
 // fault of the job.
-var ErrEvicted = errors.New("evicted by the others")
+var (
+	ErrQuorumLost = elastic.ErrQuorumLost
+	ErrEvicted    = elastic.ErrEvicted
+)
 
-// ringError marks a failure of the ring (a peer died, stalled or closed),
-// which the survivors recover from, as opposed to a fault of this node.
-type ringError struct{ err error }
+func ringFailure(err error) error { return elastic.RingFailure(err) }
 
-func (e ringError) Error() string { return e.err.Error() }
-func (e ringError) Unwrap() error { return e.err }
-
-func ringFailure(err error) error { return ringError{err} }
-
-func isRingFailure(err error) bool {
-	var r ringError
-	return errors.As(err, &r)
-}
+func isRingFailure(err error) bool { return elastic.IsRingFailure(err) }
 
 // IsPeerFailure reports whether err is a failure of the ring (a peer died,
 // stalled or closed its connections) rather than a fault of this node: a
@@ -78,7 +66,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if m, ok := foreignRing(t.w.mem.Members(), t.w.rings); ok && !renewed && time.Since(failed) > renewAfter {
+		if m, ok := elastic.ForeignRing(t.w.mem.Members(), t.w.rings); ok && !renewed && time.Since(failed) > renewAfter {
 			// The others train in a ring this node was never in: they
 			// evicted it (it was stopped, or cut off) and gossip may be slow
 			// to take its old name back. Come back as a new member. Its θ
@@ -96,7 +84,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 				ErrQuorumLost, len(t.w.members), t.cfg.Cluster.MinNodes, t.cfg.Cluster.RejoinTimeout.Duration, last)
 		}
 		view := t.w.liveView(ctx)
-		if q := quorum(view, t.w.members); 2*q <= len(t.w.members) || len(view) < t.cfg.Cluster.MinNodes {
+		if q := elastic.Quorum(view, t.w.members); 2*q <= len(t.w.members) || len(view) < t.cfg.Cluster.MinNodes {
 			last = fmt.Errorf("only %d of the last ring's %d nodes reachable", q, len(t.w.members))
 			// This node may be the one cut off (stopped, partitioned): its
 			// gossip then thinks everyone else dead and talks to no one.
@@ -147,7 +135,7 @@ func (b *backoff) next() time.Duration {
 // cluster.timeout, the bound on loading data at the start). On failure the
 // ring's connections are closed.
 func (t *trainer) tryRing(ctx context.Context, view []Member, wait time.Duration) error {
-	if err := t.w.formRing(ctx, view, epochOf(view), wait); err != nil {
+	if err := t.w.formRing(ctx, view, elastic.EpochOf(view), wait); err != nil {
 		return err
 	}
 	t.comm = t.w.comm
@@ -245,39 +233,6 @@ func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 	return t.shareClassCounts(ctx, root)
 }
 
-// quorum counts the processes of view that were in ring, the last committed
-// ring (by process, so that one back under a renewed name still counts, and
-// once). Joiners never count: otherwise nodes joining one side of a
-// partition could give it a majority while the other side holds one too. Two
-// majorities of one ring intersect.
-func quorum(view, ring []Member) int {
-	in := map[string]bool{}
-	for _, m := range ring {
-		in[m.Process()] = true
-	}
-	n := 0
-	for _, m := range view {
-		if in[m.Process()] {
-			in[m.Process()] = false
-			n++
-		}
-	}
-	return n
-}
-
-// foreignRing returns a member that gossips a ring this node was never in
-// (mine: the epochs of the rings it was in). The first ring's epoch, 0, is
-// never foreign. The two sides of a partition each think the other dead, but
-// only the majority can form a new ring, so only the minority sees one.
-func foreignRing(members []Member, mine map[uint32]bool) (Member, bool) {
-	for _, m := range members {
-		if m.Ring != 0 && !mine[m.Ring] {
-			return m, true
-		}
-	}
-	return Member{}, false
-}
-
 func lost(old, now []Member) string {
 	var out []string
 	for _, m := range old {
@@ -286,24 +241,6 @@ func lost(old, now []Member) string {
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-// epochOf names the ring of a view: every node that forms a ring from the
-// same view computes the same id, and connections and frames of any other
-// ring are refused. It depends on the view alone, never on a node's own
-// history: the last collective of a ring can complete on some nodes and fail
-// on others, and nodes that then disagreed on "the previous epoch" would
-// never meet again. (A ring re-formed from an identical view reuses the id;
-// its connections are new, and stale ones are discarded at accept.)
-func epochOf(view []Member) uint32 {
-	h := fnv.New32a()
-	for _, m := range view {
-		fmt.Fprintf(h, "%s|", m.Name)
-	}
-	if e := h.Sum32(); e != 0 {
-		return e
-	}
-	return 1 // 0 is the first ring's
 }
 
 // liveView returns the gossip members (in ring order) whose data plane still

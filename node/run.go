@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
@@ -338,11 +337,7 @@ func ringString(ms []Member) string {
 // the member list. The same allreduce says whether any member records a
 // timeline; then all of them align their clocks.
 func agreeOnView(ctx context.Context, c *Comm, members []Member, tl *recorder) error {
-	h := fnv.New64a()
-	for _, m := range members {
-		fmt.Fprintf(h, "%s|%s|", m.Name, m.Data)
-	}
-	d := float64(h.Sum64() >> 11)
+	d := float64(elastic.ViewDigest(members))
 	v := []float64{d, -d, tl.clockFlag()}
 	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)

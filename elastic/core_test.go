@@ -1,4 +1,4 @@
-package node
+package elastic
 
 import (
 	"fmt"
@@ -36,7 +36,7 @@ func TestQuorumCountsOnlyTheLastRing(t *testing.T) {
 		{"two back under new names", append(members("a"), renamed("d", "d2"), renamed("e", "e2")), 3},
 		{"one process under two names", append(members("a b"), renamed("b", "b2")), 2},
 	} {
-		q := quorum(tc.view, ring)
+		q := Quorum(tc.view, ring)
 		if q != tc.want {
 			t.Errorf("%s: quorum %d of ring a..e, want %d", tc.name, q, tc.want)
 		}
@@ -62,8 +62,8 @@ func TestForeignRing(t *testing.T) {
 		for i, r := range tc.rings {
 			ms = append(ms, Member{Name: fmt.Sprint("m", i), Meta: Meta{Ring: r}})
 		}
-		if m, got := foreignRing(ms, mine); got != tc.want || (got && mine[m.Ring]) {
-			t.Errorf("%s: foreignRing = %v (%v), want %v", tc.name, got, m.Name, tc.want)
+		if m, got := ForeignRing(ms, mine); got != tc.want || (got && mine[m.Ring]) {
+			t.Errorf("%s: ForeignRing = %v (%v), want %v", tc.name, got, m.Name, tc.want)
 		}
 	}
 }
