@@ -36,7 +36,11 @@ import (
 //     view holds more than half of the processes of the last ring it was
 //     connected into (committed: quorum is counted against it, never
 //     against a joiner) and at least MinNodes members. Two majorities of one
-//     ring intersect, so two disjoint groups never both train.
+//     ring intersect, so two disjoint groups never both train. Rings have
+//     terms (one more than the highest of their members' rings before); a
+//     node whose live view holds a member of a higher term is behind (the
+//     others went on without it): it joins like a new node, and that
+//     member's own quorum guards the ring.
 //   - A ring's epoch id is a hash of its members' names (EpochOf): any two
 //     nodes forming a ring from the same view name it the same.
 //   - The agreement (an allgather of every rank's view digest and step)
@@ -45,9 +49,10 @@ import (
 //     twice.
 //   - Without quorum a node knocks on the last ring's doors until
 //     RejoinTicks have passed since the failure, then fails with
-//     ErrQuorumLost. If gossip shows others in a ring it was never in (they
-//     evicted it) and its attempts have failed for RenewTicks, it renews its
-//     gossip name once.
+//     ErrQuorumLost. If its attempts have failed for RenewTicks and gossip
+//     shows others in a ring it was never in (they evicted it, and may be
+//     slow to take its old name back), it renews its gossip name (again only
+//     after 8 RenewTicks: the new name may have been declared dead too).
 //   - A training node that sees a member outside its ring leaves the ring at
 //     the next step boundary (Reform), so that the ring re-forms with it.
 type Core struct {
@@ -59,14 +64,17 @@ type Core struct {
 	step     int             // steps this node's state holds; -1: none
 	ring     []Member        // the last ring this node was connected into (quorum counts against it)
 	epochs   map[uint32]bool // every ring epoch it was connected into
+	term     uint32          // the term of ring (see Meta.Term)
 	cur      []Member        // the ring being formed or trained in
 	epoch    uint32
+	curTerm  uint32   // and its term
 	all      []Member // the last view: every member gossip knows
 	live     []Member // and those whose data plane answers
 	failing  bool     // recovering from a failure, since failedAt
 	failedAt int64    // tick of the failure being recovered from
-	renewed  bool
-	reform   bool // a member outside the ring was seen: leave at the next step boundary
+	renewed  bool     // renewed its name since the failure
+	renewAt  int64    // when it last did
+	reform   bool     // a member outside the ring was seen: leave at the next step boundary
 	err      error
 	out      []Action
 }
@@ -107,9 +115,18 @@ type (
 		Members []Member
 		Rank    int
 	}
+	// Publish: gossip Ring and Term as this node's ring (Meta.Ring,
+	// Meta.Term): the last ring it was connected into, against which its
+	// quorum now counts. A node left behind learns from a higher term that
+	// the others went on without it.
+	Publish struct{ Ring, Term uint32 }
 	// Agree: run the agreement on the connected ring: an allgather of
-	// every rank's ViewDigest(members) and step; report with Agreed.
-	Agree struct{ Epoch uint32 }
+	// every rank's Digest (of the members and the term) and step; report
+	// with Agreed.
+	Agree struct {
+		Epoch  uint32
+		Digest uint64
+	}
 	// Sync: rank Root sends its state (at step Step) to the ranks in
 	// Behind; report with Synced.
 	Sync struct {
@@ -138,7 +155,8 @@ type (
 	Fail struct{ Err error }
 )
 
-// Action is one of Connect, Agree, Sync, Train, Leave, Rejoin, Renew, Fail.
+// Action is one of Connect, Publish, Agree, Sync, Train, Leave, Rejoin,
+// Renew, Fail.
 type Action any
 
 // ErrNoState: no member of a ring holds any state (every one is a joiner).
@@ -209,9 +227,9 @@ func (c *Core) Connected(epoch uint32, err error) {
 	}
 	// From here the ring may commit: quorum counts against it (see
 	// DESIGN.md: members finish the agreement at different moments).
-	c.ring, c.epochs[epoch] = c.cur, true
+	c.ring, c.term, c.epochs[epoch] = c.cur, c.curTerm, true
 	c.phase = PhaseAgreeing
-	c.emit(Agree{Epoch: epoch})
+	c.emit(Publish{Ring: epoch, Term: c.term}, Agree{Epoch: epoch, Digest: ViewDigest(c.cur, c.term)})
 }
 
 // Agreed reports the agreement's result for epoch: every rank's view
@@ -338,12 +356,22 @@ func (c *Core) decide() {
 			c.emit(Fail{Err: c.err})
 			return
 		}
-		if c.failing && !c.renewed && c.now-c.failedAt >= c.cfg.RenewTicks && isForeign(c.all, c.epochs) {
-			c.renewed = true // once: a name that keeps changing is one the others never form a ring with
+		// Renew once, and again only after 8 times RenewTicks (the new name
+		// may have been declared dead too, in a partition): a name that
+		// keeps changing is one the others never form a ring with.
+		again := !c.renewed || c.now-c.renewAt >= 8*c.cfg.RenewTicks
+		if c.failing && again && c.now-c.failedAt >= c.cfg.RenewTicks && isForeign(c.all, c.epochs) {
+			c.renewed, c.renewAt = true, c.now
 			c.emit(Renew{})
 			return
 		}
-		if q := Quorum(c.live, c.ring); 2*q <= len(c.ring) || len(c.live) < c.cfg.MinNodes {
+		// A member that answers and gossips a ring of a higher term moved on
+		// without this node: it is behind, and joins like a new node (that
+		// member's own quorum rule guards the ring, which holds it; a ring
+		// that is merely foreign may be older, and proves nothing).
+		// Otherwise quorum counts against this node's last ring.
+		behind := slices.ContainsFunc(c.live, func(m Member) bool { return m.Term > c.term })
+		if q := Quorum(c.live, c.ring); !behind && (2*q <= len(c.ring) || len(c.live) < c.cfg.MinNodes) {
 			c.emit(Rejoin{Members: c.ring})
 			return
 		}
@@ -353,6 +381,11 @@ func (c *Core) decide() {
 
 func (c *Core) connect(ms []Member, epoch uint32) {
 	c.cur, c.epoch, c.phase = slices.Clone(ms), epoch, PhaseConnecting
+	c.curTerm = c.term
+	for _, m := range ms {
+		c.curTerm = max(c.curTerm, m.Term)
+	}
+	c.curTerm++
 	c.emit(Connect{Epoch: epoch, Members: c.cur, Rank: slices.IndexFunc(ms, func(m Member) bool { return m.Name == c.self.Name })})
 }
 
@@ -411,9 +444,12 @@ func EpochOf(view []Member) uint32 {
 }
 
 // ViewDigest is what the agreement compares: a digest of the members'
-// names and data addresses, in ring order.
-func ViewDigest(members []Member) uint64 {
+// names and data addresses, in ring order, and of the ring's term.
+func ViewDigest(members []Member, term uint32) uint64 {
 	h := fnv.New64a()
+	if term > 0 {
+		fmt.Fprintf(h, "term %d|", term)
+	}
 	for _, m := range members {
 		fmt.Fprintf(h, "%s|%s|", m.Name, m.Data)
 	}
