@@ -134,10 +134,10 @@ func sweep[T ring.Float](ctx context.Context, c *node.Comm, o *AllReduceOptions,
 			sum := float64(crc64.Checksum(unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), len(d)*int(es)), crcTable) >> 11)
 			stats[0], stats[1], stats[2] = dt, sum, -sum // max time; max and min checksum
 			wrong[0] = float64(w)
-			if err := c.AllReduce(sctx, stats, ring.Max); err != nil {
+			if err := c.AllReduce(sctx, ring.Max, stats); err != nil {
 				return err
 			}
-			return c.AllReduce(sctx, wrong, ring.Sum)
+			return c.AllReduce(sctx, ring.Sum, wrong)
 		}()
 		cancel()
 		if err != nil {

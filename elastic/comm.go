@@ -79,44 +79,74 @@ func (c *Comm) Mesh() *transport.Mesh { return c.mesh }
 // Close aborts any collective in progress and closes the connections.
 func (c *Comm) Close() error { return c.mesh.Close() }
 
+// The collectives take their arguments in ring's order (context, op,
+// buffers); the methods work on float64, the functions below on float32 or
+// float64. A collective that fails returns a RingError: the ring is broken
+// (a peer died, stalled or left), every later call fails, and an elastic
+// Group re-forms the ring and redoes the step.
+
 // AllReduce reduces buf over all ranks with op, in place.
-func (c *Comm) AllReduce(ctx context.Context, buf []float64, op ring.Op) error {
+func (c *Comm) AllReduce(ctx context.Context, op ring.Op, buf []float64) error {
 	return AllReduce(ctx, c, op, buf, buf)
 }
 
 // ReduceScatter reduces buf with op and leaves block Rank() of the result in
 // buf[lo:hi] (see ring.Segment).
-func (c *Comm) ReduceScatter(ctx context.Context, buf []float64, op ring.Op) (lo, hi int, err error) {
-	ctx, cancel := withDeadline(ctx, c.timeout)
-	defer cancel()
-	return ring.ReduceScatter(ctx, c.ring, op, buf)
+func (c *Comm) ReduceScatter(ctx context.Context, op ring.Op, buf []float64) (lo, hi int, err error) {
+	return ReduceScatter(ctx, c, op, buf)
 }
 
 // AllGather fills every block of buf from the rank that owns it.
 func (c *Comm) AllGather(ctx context.Context, buf []float64) error {
-	ctx, cancel := withDeadline(ctx, c.timeout)
-	defer cancel()
-	return ring.AllGather(ctx, c.ring, buf)
+	return AllGather(ctx, c, buf)
 }
 
 // Broadcast copies buf from rank root to all ranks.
 func (c *Comm) Broadcast(ctx context.Context, root int, buf []float64) error {
-	ctx, cancel := withDeadline(ctx, c.timeout)
-	defer cancel()
-	return ring.Broadcast(ctx, c.ring, root, buf)
+	return Broadcast(ctx, c, root, buf)
 }
 
 // Barrier returns once every rank has entered it.
 func (c *Comm) Barrier(ctx context.Context) error {
 	ctx, cancel := withDeadline(ctx, c.timeout)
 	defer cancel()
-	return c.ring.Barrier(ctx)
+	return ringErr(c.ring.Barrier(ctx))
 }
 
-// AllReduce reduces src over all ranks of c with op into dst, for either
-// float type; dst and src may be the same slice.
+// AllReduce reduces src over all ranks of c with op into dst; dst and src
+// may be the same slice.
 func AllReduce[T ring.Float](ctx context.Context, c *Comm, op ring.Op, dst, src []T) error {
 	ctx, cancel := withDeadline(ctx, c.timeout)
 	defer cancel()
-	return ring.AllReduce(ctx, c.ring, op, dst, src)
+	return ringErr(ring.AllReduce(ctx, c.ring, op, dst, src))
+}
+
+// ReduceScatter reduces buf over all ranks of c with op and leaves block
+// Rank() of the result in buf[lo:hi].
+func ReduceScatter[T ring.Float](ctx context.Context, c *Comm, op ring.Op, buf []T) (lo, hi int, err error) {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	lo, hi, err = ring.ReduceScatter(ctx, c.ring, op, buf)
+	return lo, hi, ringErr(err)
+}
+
+// AllGather fills every block of buf from the rank of c that owns it.
+func AllGather[T ring.Float](ctx context.Context, c *Comm, buf []T) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ringErr(ring.AllGather(ctx, c.ring, buf))
+}
+
+// Broadcast copies buf from rank root of c to all its ranks.
+func Broadcast[T ring.Float](ctx context.Context, c *Comm, root int, buf []T) error {
+	ctx, cancel := withDeadline(ctx, c.timeout)
+	defer cancel()
+	return ringErr(ring.Broadcast(ctx, c.ring, root, buf))
+}
+
+func ringErr(err error) error {
+	if err == nil || IsRingFailure(err) {
+		return err
+	}
+	return RingFailure(err)
 }

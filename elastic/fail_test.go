@@ -58,7 +58,7 @@ func TestSilentRankTCP(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		buf := make([]float64, 1<<20)
-		return c.AllReduce(ctx, buf, ring.Sum)
+		return c.AllReduce(ctx, ring.Sum, buf)
 	})
 	if el := time.Since(start); el > deadline+3*time.Second {
 		t.Fatalf("took %v with a %v deadline", el, deadline)

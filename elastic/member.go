@@ -47,13 +47,13 @@ func (m Member) String() string {
 	return fmt.Sprintf("%s (host %s slot %d, data %s)", m.Name, m.Host, m.Slot, m.Data)
 }
 
-// DefaultLANConfig is memberlist's LAN preset tuned for training clusters.
+// GossipLANConfig is memberlist's LAN preset tuned for training clusters.
 // A dead node costs every survivor a stalled step, so gossip should notice
 // it within about a second (memberlist's own preset: about 5.6 s). Sockets
 // usually see a killed process first (at once) and cluster.step_timeout
 // catches a stalled one; gossip is what tells a stopped or cut-off node from
 // a slow one, and brings nodes back.
-func DefaultLANConfig() *memberlist.Config {
+func GossipLANConfig() *memberlist.Config {
 	c := memberlist.DefaultLANConfig()
 	c.ProbeInterval = 250 * time.Millisecond // default 1 s: 4x the probes (one small UDP packet each) for 4x faster detection
 	c.ProbeTimeout = 150 * time.Millisecond  // default 500 ms: LAN round trips are far below; too low flags a busy node
@@ -64,9 +64,9 @@ func DefaultLANConfig() *memberlist.Config {
 	return c
 }
 
-// DefaultLocalConfig suits processes on one host (loopback, no packet loss):
+// GossipLocalConfig suits processes on one host (loopback, no packet loss):
 // measured here, a killed process is noticed by gossip in 0.7-1.1 s.
-func DefaultLocalConfig() *memberlist.Config {
+func GossipLocalConfig() *memberlist.Config {
 	c := memberlist.DefaultLocalConfig()
 	c.ProbeInterval = 200 * time.Millisecond
 	c.ProbeTimeout = 100 * time.Millisecond
@@ -85,8 +85,8 @@ type MemberConfig struct {
 	Cluster   string // memberlist label: other clusters' packets are dropped
 	Secret    []byte // gossip is encrypted with a key derived from it
 	Meta      Meta
-	// Base is the memberlist preset to start from (DefaultLANConfig or
-	// DefaultLocalConfig); nil means DefaultLANConfig.
+	// Base is the memberlist preset to start from (GossipLANConfig or
+	// GossipLocalConfig); nil means GossipLANConfig.
 	Base   *memberlist.Config
 	Logger *slog.Logger
 }
@@ -174,7 +174,7 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 	}
 	m := &Membership{cfg: cfg, self: cfg.Meta, log: log, members: map[string]Member{}, failed: map[string]failedMember{},
 		refused: map[string]string{}, changed: make(chan struct{}), stop: make(chan struct{})}
-	mc := DefaultLANConfig()
+	mc := GossipLANConfig()
 	if cfg.Base != nil {
 		*mc = *cfg.Base // a copy: the caller's preset is never changed, so Renew can start from it again
 	}
@@ -290,6 +290,17 @@ func (m *Membership) SetDataAddr(addr string) error {
 func (m *Membership) SetRing(epoch uint32) error {
 	m.self.Ring = epoch
 	return m.publish(false)
+}
+
+// SetRingTerm is SetRing with the ring's term (see Meta.Term).
+func (m *Membership) SetRingTerm(epoch, term uint32) error {
+	m.self.Ring, m.self.Term = epoch, term
+	return m.publish(false)
+}
+
+// Self is this node as the others see it (its name and metadata).
+func (m *Membership) Self() Member {
+	return Member{Name: m.Name(), Gossip: m.Addr(), Meta: m.self}
 }
 
 // SetTraining tells the cluster this node trains: a node that starts later

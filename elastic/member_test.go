@@ -14,7 +14,7 @@ import (
 func startMember(t *testing.T, host string, slot int, digest string) *Membership {
 	t.Helper()
 	m, err := StartMembership(MemberConfig{
-		Bind: "127.0.0.1:0", Cluster: "test", Secret: []byte("s"), Base: DefaultLocalConfig(),
+		Bind: "127.0.0.1:0", Cluster: "test", Secret: []byte("s"), Base: GossipLocalConfig(),
 		Meta:   Meta{Data: fmt.Sprintf("127.0.0.1:%d", 1000+slot), Host: host, Slot: slot, Digest: digest},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

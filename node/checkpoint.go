@@ -88,7 +88,7 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 		mine = float64(ck.Step)
 	}
 	v := []float64{mine}
-	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
 	if v[0] < 0 {
@@ -98,7 +98,7 @@ func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
 	if mine == v[0] {
 		root[0] = float64(c.Rank())
 	}
-	if err := c.AllReduce(ctx, root, ring.Min); err != nil {
+	if err := c.AllReduce(ctx, ring.Min, root); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
 	P := t.paramsLen()

@@ -76,7 +76,7 @@ func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te, va d
 	spec := data.Spec{Paths: dc.Train, Format: dc.Format, Label: dc.Label, Float32: f32}
 	if c != nil && c.Size() > 1 {
 		spec.Rank, spec.Nodes = c.Rank(), c.Size()
-		spec.Exchange = func(ctx context.Context, v []float64) error { return c.AllReduce(ctx, v, ring.Sum) }
+		spec.Exchange = func(ctx context.Context, v []float64) error { return c.AllReduce(ctx, ring.Sum, v) }
 	}
 	if tr, err = data.Open(ctx, spec); err != nil {
 		return nil, nil, nil, err
@@ -163,7 +163,7 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 				for _, t := range append(newTrain, newTest...) {
 					v[0] = math.Max(v[0], t.MaxLabel())
 				}
-				if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+				if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 					return nil, fmt.Errorf("agreeing on the number of classes: %w", err)
 				}
 				if v[0] >= maxClasses {
@@ -188,7 +188,7 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 		for _, t := range newTrain {
 			t.AddMoments(mom)
 		}
-		if err := c.AllReduce(ctx, mom, ring.Sum); err != nil {
+		if err := c.AllReduce(ctx, ring.Sum, mom); err != nil {
 			return nil, fmt.Errorf("standardization statistics: %w", err)
 		}
 		d.mean, d.std = data.MeanStd(mom)

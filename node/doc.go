@@ -10,7 +10,7 @@
 //	c, err := node.NewComm(ctx, ln, node.CommConfig{Transport: tcfg}, rank, addrs)
 //	if err != nil { ... }
 //	defer c.Close()
-//	err = c.AllReduce(ctx, grad, ring.Sum) // every rank now holds the same sum
+//	err = c.AllReduce(ctx, ring.Sum, grad) // every rank now holds the same sum
 //
 // A peer that dies or stalls makes the collective fail, with an error naming
 // the peer and step, by the context's deadline (or CommConfig.Timeout when the

@@ -22,8 +22,8 @@ type (
 var (
 	NewComm            = elastic.NewComm
 	StartMembership    = elastic.StartMembership
-	DefaultLANConfig   = elastic.DefaultLANConfig
-	DefaultLocalConfig = elastic.DefaultLocalConfig
+	DefaultLANConfig   = elastic.GossipLANConfig
+	DefaultLocalConfig = elastic.GossipLocalConfig
 	InterfaceAddr      = elastic.InterfaceAddr
 	ErrConfigMismatch  = elastic.ErrConfigMismatch
 )

@@ -68,7 +68,7 @@ func (d *nodeData) countClasses(ctx context.Context, c *Comm, cfg *config.Config
 			}
 		}
 	}
-	if err := c.AllReduce(ctx, counts, ring.Sum); err != nil {
+	if err := c.AllReduce(ctx, ring.Sum, counts); err != nil {
 		return fmt.Errorf("counting the rows of each class: %w", err)
 	}
 	d.classCounts = counts

@@ -56,7 +56,7 @@ func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, []byte) {
 func allreduceOnce(t *testing.T, comms []*Comm) {
 	t.Helper()
 	errs := parallel(comms, func(c *Comm) error {
-		return c.AllReduce(context.Background(), make([]float64, 100), ring.Sum)
+		return c.AllReduce(context.Background(), ring.Sum, make([]float64, 100))
 	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)

@@ -157,7 +157,7 @@ func (t *trainer) tryRing(ctx context.Context, view []Member, wait time.Duration
 func (t *trainer) resume(ctx context.Context) error {
 	c := t.comm
 	v := []float64{float64(t.done), -float64(t.done)}
-	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return err
 	}
 	high, low := int(v[0]), int(-v[1])
@@ -169,7 +169,7 @@ func (t *trainer) resume(ctx context.Context) error {
 		if t.done == high {
 			r[0] = float64(c.Rank())
 		}
-		if err := c.AllReduce(ctx, r, ring.Min); err != nil {
+		if err := c.AllReduce(ctx, ring.Min, r); err != nil {
 			return err
 		}
 		root := int(r[0])

@@ -339,7 +339,7 @@ func ringString(ms []Member) string {
 func agreeOnView(ctx context.Context, c *Comm, members []Member, tl *recorder) error {
 	d := float64(elastic.ViewDigest(members, 0))
 	v := []float64{d, -d, tl.clockFlag()}
-	if err := c.AllReduce(ctx, v, ring.Max); err != nil {
+	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)
 	}
 	if v[0] != -v[1] {

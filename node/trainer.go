@@ -201,7 +201,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		t.v[cnt+1] = 1
 	}
 	t1 := time.Now()
-	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), t.v, ring.Sum); err != nil {
+	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), ring.Sum, t.v); err != nil {
 		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
 	}
 	t2 := time.Now()
@@ -477,7 +477,7 @@ func (t *trainer) evalSums(ctx context.Context, tables []*data.Table, skip func(
 			train.Evaluate(c.model, c.theta, tab, c.eval)
 		}
 	}
-	return t.comm.AllReduce(ctx, t.eval, ring.Sum)
+	return t.comm.AllReduce(ctx, ring.Sum, t.eval)
 }
 
 // checkSameTheta compares a digest of θ across nodes (an allgather of one
