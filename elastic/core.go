@@ -31,16 +31,20 @@ import (
 // The rules (DESIGN.md, "Membership, failures and recovery"):
 //   - The first ring is the first Nodes members of the view in ring order,
 //     once that many are there; a node that finds members training already
-//     joins instead.
+//     joins instead. Its epoch is EpochOf those members, like any ring's, so
+//     that a member whose first attempt failed while others' completed
+//     meets them again.
 //   - After a failure a node forms a ring from its live view only if the
 //     view holds more than half of the processes of the last ring it was
 //     connected into (committed: quorum is counted against it, never
 //     against a joiner) and at least MinNodes members. Two majorities of one
-//     ring intersect, so two disjoint groups never both train. Rings have
-//     terms (one more than the highest of their members' rings before); a
-//     node whose live view holds a member of a higher term is behind (the
-//     others went on without it): it joins like a new node, and that
-//     member's own quorum guards the ring.
+//     ring intersect, so two disjoint groups never both train. Each node
+//     keeps a term, a Lamport clock of its rings: connecting into a ring, it
+//     takes one more than the highest term in its view. Since every ring
+//     holds a majority of the one before, terms grow along the one chain of
+//     rings, and a node whose live view holds a member of a higher term is
+//     behind (the others went on without it): it joins like a new node, and
+//     that member's own quorum guards the ring.
 //   - A ring's epoch id is a hash of its members' names (EpochOf): any two
 //     nodes forming a ring from the same view name it the same.
 //   - The agreement (an allgather of every rank's view digest and step)
@@ -121,8 +125,8 @@ type (
 	// the others went on without it.
 	Publish struct{ Ring, Term uint32 }
 	// Agree: run the agreement on the connected ring: an allgather of
-	// every rank's Digest (of the members and the term) and step; report
-	// with Agreed.
+	// every rank's Digest (ViewDigest of the members) and step; report with
+	// Agreed.
 	Agree struct {
 		Epoch  uint32
 		Digest uint64
@@ -229,7 +233,7 @@ func (c *Core) Connected(epoch uint32, err error) {
 	// DESIGN.md: members finish the agreement at different moments).
 	c.ring, c.term, c.epochs[epoch] = c.cur, c.curTerm, true
 	c.phase = PhaseAgreeing
-	c.emit(Publish{Ring: epoch, Term: c.term}, Agree{Epoch: epoch, Digest: ViewDigest(c.cur, c.term)})
+	c.emit(Publish{Ring: epoch, Term: c.term}, Agree{Epoch: epoch, Digest: ViewDigest(c.cur)})
 }
 
 // Agreed reports the agreement's result for epoch: every rank's view
@@ -343,7 +347,7 @@ func (c *Core) decide() {
 			c.emit(Fail{Err: c.err})
 			return
 		}
-		c.connect(ms, 0)
+		c.connect(ms, EpochOf(ms)) // the epoch a member that connected and failed retries with, from the same view
 		return
 	}
 	if !contains(c.live, c.self.Name) {
@@ -444,12 +448,9 @@ func EpochOf(view []Member) uint32 {
 }
 
 // ViewDigest is what the agreement compares: a digest of the members'
-// names and data addresses, in ring order, and of the ring's term.
-func ViewDigest(members []Member, term uint32) uint64 {
+// names and data addresses, in ring order.
+func ViewDigest(members []Member) uint64 {
 	h := fnv.New64a()
-	if term > 0 {
-		fmt.Fprintf(h, "term %d|", term)
-	}
 	for _, m := range members {
 		fmt.Fprintf(h, "%s|%s|", m.Name, m.Data)
 	}

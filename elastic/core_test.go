@@ -96,14 +96,14 @@ func trained(t *testing.T, names string, step int) (*Core, []Member) {
 	c := NewCore(CoreConfig{Self: ms[0], Nodes: len(ms), MinNodes: 1, RejoinTicks: 100, RenewTicks: 5})
 	c.Start(step)
 	c.View(ms, ms)
-	c.Connected(0, nil)
+	c.Connected(EpochOf(ms), nil)
 	steps := make([]int, len(ms))
 	for i := range steps {
 		steps[i] = step
 	}
-	d := ViewDigest(ms, 1)
+	d := ViewDigest(ms)
 	digests := []uint64{d, d, d, d, d, d, d, d, d}[:len(ms)]
-	c.Agreed(0, digests, steps, nil)
+	c.Agreed(EpochOf(ms), digests, steps, nil)
 	if got := kinds(c.Ready()); got != "Connect Publish Agree Train" {
 		t.Fatalf("forming the first ring: %s", got)
 	}
@@ -120,7 +120,7 @@ func TestCoreFirstRing(t *testing.T) {
 	}
 	c.View(ms, ms)
 	a := c.Ready()
-	if len(a) != 1 || a[0].(Connect).Epoch != 0 || a[0].(Connect).Rank != 1 || len(a[0].(Connect).Members) != 3 {
+	if len(a) != 1 || a[0].(Connect).Epoch != EpochOf(ms[:3]) || a[0].(Connect).Rank != 1 || len(a[0].(Connect).Members) != 3 {
 		t.Fatalf("3 of 3: %+v", a)
 	}
 	late := NewCore(CoreConfig{Self: ms[3], Nodes: 3})
@@ -160,9 +160,9 @@ func TestCoreAgreement(t *testing.T) {
 		c := NewCore(CoreConfig{Self: ms[0], Nodes: 3, RejoinTicks: 10})
 		c.Start(0)
 		c.View(ms, ms)
-		c.Connected(0, nil)
+		c.Connected(EpochOf(ms), nil)
 		c.Ready()
-		c.Agreed(0, tc.digests, tc.steps, nil)
+		c.Agreed(EpochOf(ms), tc.digests, tc.steps, nil)
 		a := c.Ready()
 		if kinds(a) != tc.want || (tc.check != nil && !tc.check(a)) {
 			t.Errorf("%s: %s %+v, want %s", tc.name, kinds(a), a, tc.want)

@@ -28,7 +28,7 @@ type Meta struct {
 	Start  int64  `msgpack:"t"`            // process start, unix nanoseconds: the oldest member is the lowest
 	State  string `msgpack:"st,omitempty"` // "training" once the node's step loop runs
 	Ring   uint32 `msgpack:"r,omitempty"`  // epoch id of the ring the node is in (0: the first ring, or none)
-	Term   uint32 `msgpack:"tm,omitempty"` // that ring's term: one more than the highest term of its members' rings before it
+	Term   uint32 `msgpack:"tm,omitempty"` // the node's term when it connected into that ring (see Core)
 	Life   uint32 `msgpack:"l,omitempty"`  // how many times the process renewed its gossip name
 }
 

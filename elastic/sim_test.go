@@ -297,11 +297,17 @@ func (s *sim) complete(op simOp, ms []*simNode) {
 	partial := s.rng.IntN(25) == 0 && len(ms) > 1
 	okFor := func(i int) bool { return !partial || i%2 == 0 }
 	switch op {
-	case opConnect: // completes for all or none
-		var ring []Member
+	case opConnect: // a few complete on some members only (the others time out just then)
+		var ring []Member // every member: those that connected count quorum against all of it
 		state := false
-		for _, m := range ms {
-			ring, state = append(ring, m.self), state || m.step >= 0
+		for i, m := range ms {
+			ring = append(ring, m.self)
+			if !okFor(i) {
+				m.op = opNone
+				m.core.Connected(m.epoch, fmt.Errorf("timed out"))
+				continue
+			}
+			state = state || m.step >= 0
 			m.core.Connected(m.epoch, nil)
 		}
 		if state { // a ring of joiners without state cannot train: it does not count

@@ -337,7 +337,7 @@ func ringString(ms []Member) string {
 // the member list. The same allreduce says whether any member records a
 // timeline; then all of them align their clocks.
 func agreeOnView(ctx context.Context, c *Comm, members []Member, tl *recorder) error {
-	d := float64(elastic.ViewDigest(members, 0))
+	d := float64(elastic.ViewDigest(members))
 	v := []float64{d, -d, tl.clockFlag()}
 	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)

@@ -1,0 +1,484 @@
+package elastic
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dmlrun/dmlrun/ring"
+	"github.com/dmlrun/dmlrun/transport"
+)
+
+// State is what an application hands the runtime: its step counter, its
+// state as bytes for a node that is behind or joins, and a callback to
+// re-shard its data when the ring changes.
+type State interface {
+	// Step is how many steps the state holds (-1: none yet, a node that
+	// can only join and receive the state).
+	Step() int
+	// Encode returns the state, for the members behind.
+	Encode() ([]byte, error)
+	// Decode replaces the state with another member's, at step.
+	Decode(step int, b []byte) error
+	// Resize is called once the ring is formed and every member holds the
+	// same state, before the first step in it: the application takes its
+	// share of the data for rank c.Rank() of c.Size(). It may run
+	// collectives on c (a RingError makes Run re-form the ring).
+	Resize(ctx context.Context, c *Comm) error
+}
+
+// ErrStop, returned by a step function, ends Run once every member has
+// reached it (the state is then final on all of them).
+var ErrStop = errors.New("elastic: stop")
+
+// Group is this node's membership of an elastic cluster: gossip, the data
+// plane's listener, and (inside Run) the current ring.
+type Group struct {
+	cfg  Config
+	log  *slog.Logger
+	tcfg transport.Config
+	ln   *transport.Listener
+	mem  *Membership
+	mu   sync.Mutex // guards mem against Close during a renewal
+}
+
+// Start starts gossip and the data plane for cfg and joins the cluster
+// (cfg.Join; none: this node starts it). Run then forms rings and steps.
+func Start(ctx context.Context, cfg Config) (*Group, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	tcfg := transport.Config{Cluster: cfg.Cluster, RunDigest: cfg.Job, Secret: cfg.Secret, Logger: log, Protection: cfg.Protection}
+	if tcfg.RunDigest == "" {
+		tcfg.RunDigest = "elastic"
+	}
+	bindHost, _, err := SplitHostPort(cfg.Bind, 7946)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := transport.Listen(net.JoinHostPort(bindHost, "0"), tcfg)
+	if err != nil {
+		return nil, err
+	}
+	host := cfg.Host
+	if host == "" {
+		if host = bindHost; net.ParseIP(bindHost).IsUnspecified() {
+			host, _ = os.Hostname()
+		}
+	}
+	mem, err := StartMembership(MemberConfig{Bind: cfg.Bind, Advertise: cfg.Advertise, Cluster: cfg.Cluster, Secret: cfg.Secret, Base: cfg.Gossip, Logger: log,
+		Meta: Meta{Host: host, Slot: cfg.Slot, Digest: tcfg.RunDigest, Start: time.Now().UnixNano()}})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	g := &Group{cfg: cfg, log: log, tcfg: tcfg, ln: ln, mem: mem}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := mem.SetDataAddr(net.JoinHostPort(mem.AdvertisedHost(), port)); err != nil {
+		g.Close()
+		return nil, err
+	}
+	jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
+	defer cancel()
+	if err := mem.Join(jctx, cfg.Join); err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.log = log.With("node", mem.Name())
+	return g, nil
+}
+
+// Addr is this node's gossip address, for others to Join.
+func (g *Group) Addr() string { return g.membership().Addr() }
+
+func (g *Group) membership() *Membership {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mem
+}
+
+// Close leaves the cluster (the others notice at once) and stops the data
+// plane.
+func (g *Group) Close() error {
+	g.membership().Leave(200 * time.Millisecond)
+	return g.ln.Close()
+}
+
+// Run runs step in rings of the cluster until step returns ErrStop on every
+// member. It forms the first ring of cfg.Nodes members (or joins a running
+// one), brings every member to the same state (State.Encode and Decode),
+// lets the application re-shard (State.Resize), and calls step over and
+// over; step reports a done step by advancing State.Step. After a failed
+// collective (a RingError) it re-forms the ring from the members that
+// answer, if they hold a majority of the last ring, syncs the state of
+// those behind, and calls step again: the failed step is redone. Members
+// that appear are let in at a step boundary. A node that cannot get a
+// majority back within cfg.RejoinTimeout fails with ErrQuorumLost; any
+// other error of step ends Run with that error.
+func (g *Group) Run(ctx context.Context, st State, step func(ctx context.Context, c *Comm) error) error {
+	cfg := g.cfg
+	d := &driver{g: g, st: st, step: step, last: time.Now(),
+		core: NewCore(CoreConfig{Self: g.membership().Self(), Nodes: cfg.Nodes, MinNodes: cfg.MinNodes,
+			RejoinTicks: int64(cfg.RejoinTimeout / cfg.Tick), RenewTicks: int64(cfg.RenewAfter / cfg.Tick)})}
+	defer d.close()
+	d.core.Start(st.Step())
+	d.view(ctx)
+	joinBy := time.Now().Add(cfg.JoinTimeout)
+	for {
+		acts := d.core.Ready()
+		for _, a := range acts {
+			if err := d.do(ctx, a); err != nil {
+				return err
+			}
+			if d.done {
+				return nil
+			}
+		}
+		if d.core.Phase() == PhaseFailed {
+			return d.core.Err()
+		}
+		if len(acts) > 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.formed && time.Now().After(joinBy) {
+			return d.notFormed()
+		}
+		mem := g.membership()
+		gen := mem.Generation()
+		mem.WaitChange(ctx, cfg.Tick)
+		d.tick()
+		if mem.Generation() != gen || d.core.Phase() == PhaseWaiting { // waiting: who answers may change without gossip
+			d.view(ctx)
+		}
+	}
+}
+
+// driver carries out a Core's actions for one Run.
+type driver struct {
+	g      *Group
+	core   *Core
+	st     State
+	step   func(ctx context.Context, c *Comm) error
+	comm   *Comm
+	epoch  uint32
+	ring   []Member
+	wait   backoff
+	last   time.Time // of the last tick
+	formed bool      // a ring formed once
+	done   bool
+}
+
+func (d *driver) close() {
+	if d.comm != nil {
+		d.comm.Close()
+		d.comm = nil
+	}
+}
+
+// tick advances the core's clock by the ticks that passed.
+func (d *driver) tick() {
+	for n := time.Since(d.last) / d.g.cfg.Tick; n > 0; n-- {
+		d.last = d.last.Add(d.g.cfg.Tick)
+		d.core.Tick()
+	}
+}
+
+// view hands the core the gossip members and those whose data plane answers.
+func (d *driver) view(ctx context.Context) {
+	mem := d.g.membership()
+	all := mem.Members()
+	live := liveOf(ctx, all, mem.Name())
+	d.core.View(all, live)
+}
+
+// liveOf returns the members (in ring order) whose data plane accepts a
+// connection: a killed process refuses at once, a stopped or cut-off one
+// does not answer within the probe timeout.
+func liveOf(ctx context.Context, ms []Member, self string) []Member {
+	alive := make([]bool, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		if m.Name == self {
+			alive[i] = true
+			continue
+		}
+		wg.Go(func() {
+			dl := net.Dialer{Timeout: 300 * time.Millisecond}
+			if c, err := dl.DialContext(ctx, "tcp", m.Data); err == nil {
+				c.Close()
+				alive[i] = true
+			}
+		})
+	}
+	wg.Wait()
+	var out []Member
+	for i, m := range ms {
+		if alive[i] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// do carries out one action.
+func (d *driver) do(ctx context.Context, a Action) error {
+	g := d.g
+	g.log.Debug("elastic action", "action", fmt.Sprintf("%T %+v", a, a))
+	switch a := a.(type) {
+	case Connect:
+		d.close()
+		addrs := make([]string, len(a.Members))
+		for i, m := range a.Members {
+			addrs[i] = m.Data
+		}
+		cctx, cancel := context.WithTimeout(ctx, d.wait.next())
+		c, err := NewComm(cctx, g.ln, CommConfig{Transport: g.tcfg, Epoch: a.Epoch, Timeout: g.cfg.StepTimeout}, a.Rank, addrs)
+		cancel()
+		if err == nil {
+			d.comm, d.epoch, d.ring = c, a.Epoch, a.Members
+		} else {
+			d.view(ctx) // the next attempt starts from a fresh view
+		}
+		d.core.Connected(a.Epoch, err)
+	case Publish:
+		return g.membership().SetRingTerm(a.Ring, a.Term)
+	case Agree:
+		steps, digests, err := d.agree(ctx, a)
+		if err != nil {
+			g.log.Debug("agreement failed", "epoch", a.Epoch, "err", err)
+			d.view(ctx)
+		}
+		d.core.Agreed(a.Epoch, digests, steps, err)
+	case Sync:
+		err := d.sync(ctx, a)
+		if err != nil {
+			d.view(ctx)
+		}
+		d.core.Synced(a.Epoch, a.Step, err)
+	case Train:
+		return d.train(ctx, a)
+	case Leave:
+		d.close()
+	case Rejoin:
+		d.rejoin(ctx, a.Members)
+	case Renew:
+		return d.renew(ctx)
+	case Fail:
+		return a.Err
+	}
+	return nil
+}
+
+// agree runs the agreement: every rank's digest and step, by one
+// allreduce of a vector where each rank fills its own two slots.
+func (d *driver) agree(ctx context.Context, a Agree) ([]int, []uint64, error) {
+	n, r := d.comm.Size(), d.comm.Rank()
+	v := make([]float64, 2*n)
+	v[2*r], v[2*r+1] = float64(a.Digest), float64(d.st.Step())
+	// The agreement has the attempt's deadline too, counted from when this
+	// node is connected: members whose attempts began at different moments
+	// still meet, and one that gave up on this attempt (its connect timed
+	// out as the others' completed) does not hold the others for a
+	// StepTimeout.
+	actx, cancel := context.WithTimeout(ctx, d.wait.d)
+	defer cancel()
+	if err := d.comm.AllReduce(actx, ring.Sum, v); err != nil {
+		return nil, nil, err
+	}
+	steps, digests := make([]int, n), make([]uint64, n)
+	for i := range n {
+		digests[i], steps[i] = uint64(v[2*i]), int(v[2*i+1])
+	}
+	return steps, digests, nil
+}
+
+// sync sends the root's state to every rank behind: its length, then its
+// bytes packed eight to a float64.
+func (d *driver) sync(ctx context.Context, a Sync) error {
+	c := d.comm
+	var b []byte
+	if c.Rank() == a.Root {
+		var err error
+		if b, err = d.st.Encode(); err != nil {
+			return fmt.Errorf("encoding the state for the members behind: %w", err)
+		}
+	}
+	n := []float64{float64(len(b))}
+	if err := c.Broadcast(ctx, a.Root, n); err != nil {
+		return err
+	}
+	words := make([]float64, (int(n[0])+7)/8)
+	if c.Rank() == a.Root {
+		packBytes(words, b)
+	}
+	if err := c.Broadcast(ctx, a.Root, words); err != nil {
+		return err
+	}
+	for _, r := range a.Behind {
+		if r == c.Rank() {
+			if err := d.st.Decode(a.Step, unpackBytes(words, int(n[0]))); err != nil {
+				return fmt.Errorf("state from rank %d at step %d: %w", a.Root, a.Step, err)
+			}
+		}
+	}
+	return nil
+}
+
+func packBytes(dst []float64, b []byte) {
+	var w [8]byte
+	for i := range dst {
+		clear(w[:])
+		copy(w[:], b[min(8*i, len(b)):])
+		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(w[:]))
+	}
+}
+
+func unpackBytes(src []float64, n int) []byte {
+	b := make([]byte, 8*len(src))
+	for i, x := range src {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(x))
+	}
+	return b[:n]
+}
+
+// train re-shards and steps until the ring fails, a member must be let
+// in, or the application stops.
+func (d *driver) train(ctx context.Context, a Train) error {
+	g, c := d.g, d.comm
+	if err := d.st.Resize(ctx, c); err != nil {
+		if IsRingFailure(err) {
+			d.view(ctx)
+			d.core.RingFailed(err)
+			return nil
+		}
+		return err
+	}
+	mem := g.membership()
+	if err := mem.SetTraining(); err != nil {
+		return err
+	}
+	level := g.log.Debug
+	if c.Rank() == 0 {
+		level = g.log.Info
+	}
+	what := "ring formed"
+	if d.formed {
+		what = "ring re-formed"
+	}
+	level(what, "size", c.Size(), "rank", c.Rank(), "epoch", a.Epoch, "step", a.Step, "ring", ringNames(d.ring))
+	d.formed, d.wait = true, backoff{}
+	seen := mem.Generation()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := d.step(ctx, c)
+		if errors.Is(err, ErrStop) { // every member stops at this step: agree that all got here
+			if err = c.Barrier(ctx); err == nil {
+				d.done = true
+				return nil
+			}
+		}
+		if err != nil {
+			if !IsRingFailure(err) {
+				return err
+			}
+			g.log.Info("ring failed: re-forming", "step", d.st.Step(), "cause", err)
+			d.view(ctx)
+			d.core.RingFailed(err)
+			return nil
+		}
+		d.core.Stepped(d.st.Step())
+		if gen := mem.Generation(); gen != seen {
+			seen = gen
+			d.view(ctx)
+		}
+		d.tick()
+		if d.core.Phase() != PhaseTraining {
+			return nil // a member to let in: the core left the ring
+		}
+	}
+}
+
+// rejoin asks the gossip of the given members to take this node back (it
+// refutes being dead); quick and best effort.
+func (d *driver) rejoin(ctx context.Context, ms []Member) {
+	mem := d.g.membership()
+	var addrs []string
+	for _, m := range ms {
+		if m.Name != mem.Name() {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_ = mem.Join(jctx, addrs)
+}
+
+// renew comes back under a fresh gossip name (the others hold the old one
+// dead), joining the members of the last ring.
+func (d *driver) renew(ctx context.Context) error {
+	g := d.g
+	old := g.membership()
+	var addrs []string
+	for _, m := range d.core.ring {
+		if m.Name != old.Name() {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	mem, err := old.Renew(jctx, addrs)
+	if err != nil {
+		return fmt.Errorf("%w, and cannot rejoin under a new name: %w", ErrEvicted, err)
+	}
+	g.mu.Lock()
+	g.mem = mem
+	g.mu.Unlock()
+	g.log = g.log.With("node", mem.Name())
+	g.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old.Name())
+	d.core.Renewed(mem.Self())
+	return nil
+}
+
+// notFormed is Run's error when no first ring formed within JoinTimeout.
+func (d *driver) notFormed() error {
+	ms := d.g.membership().Members()
+	return fmt.Errorf("elastic: no ring formed within %v: waiting for %d members, %d present (%s)",
+		d.g.cfg.JoinTimeout, d.g.cfg.Nodes, len(ms), ringNames(ms))
+}
+
+func ringNames(ms []Member) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = fmt.Sprintf("%s/%d", m.Host, m.Slot)
+	}
+	return strings.Join(s, " -> ")
+}
+
+// backoff is the connect deadline of successive ring attempts. An attempt
+// whose view is stale (a peer that just died still accepted the probe) fails
+// at its deadline: start short, back off to 2 s. A random part keeps nodes
+// whose attempts fail together from starting each next one in lockstep.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 250*time.Millisecond), 2*time.Second)
+	return b.d/2 + rand.N(b.d/2)
+}
