@@ -164,7 +164,7 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 	hellos := make([]launch.NodeHello, o.NP)
 	for r := range specs {
 		specs[r] = launch.Spec{Label: fmt.Sprint(r), Argv: argv}
-		host, bind, slot := o.Bind, o.Bind, 0
+		host, bind, slot := o.Bind, o.Bind, r // -np: one host, slot = rank
 		if slots != nil {
 			s := slots[r]
 			specs[r] = launch.Spec{Label: s.Label(), Argv: o.Remote.Command(s.Host, argv[1:])}

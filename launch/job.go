@@ -212,7 +212,7 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 			continue
 		case <-done:
 			r.interrupted, done = true, nil
-			r.d.Printf("dmlrun: interrupted: stopping every node")
+			r.d.Printf("dmlrun: interrupted: stopping every %s", r.Noun)
 			r.g.Signal(syscall.SIGINT)
 			go func() { time.Sleep(5 * time.Second); r.g.Stop() }()
 			continue
