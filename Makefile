@@ -11,8 +11,8 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/dmlrun
 
-# The whole suite: formatting, vet, staticcheck, then every test with the
-# race detector.
+# The whole suite: formatting, vet, staticcheck, a tidy go.mod, then every
+# test with the race detector.
 test: lint unit
 
 # Every test. The multi-host tests (network namespaces with sshd) need root,
@@ -30,6 +30,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum: not tidy (the diff above is what go mod tidy would change); run go mod tidy"; exit 1; }
 
 # Allreduce bandwidth sweep over NP local processes (nccl-tests layout).
 bench: build

@@ -130,29 +130,26 @@ type Result struct {
 	AvgBusBW float64          `json:"avg_busbw_gbs"`
 }
 
-// workerHello is the first line a worker reads: its identity and the secret.
+// workerHello is the payload of a rank's hello (launch.NodeHello.Extra):
+// NodeHello carries the name peers reach it by (Host), the number of ranks
+// (Nodes) and the secret.
 type workerHello struct {
-	Host    string           `json:"host"` // the name peers reach it by
 	Bind    string           `json:"bind"` // the address it listens on
 	Rank    int              `json:"rank"`
-	Size    int              `json:"size"`
-	Secret  string           `json:"secret"`
 	Options AllReduceOptions `json:"options"`
 }
 
-type workerMsg struct {
-	Addr string `json:"addr,omitempty"`
-	Row  *Row   `json:"row,omitempty"`
-	Done bool   `json:"done,omitempty"`
-}
-
-type addrList struct {
-	Addrs []string `json:"addrs"`
+// workerDone is a rank's result (launch.NodeReport.Extra): it finished
+// every size. Rank 0 sent each size's Row before it (NodeReport.Part).
+type workerDone struct {
+	Sizes int `json:"sizes"`
 }
 
 // RunAllReduce runs the sweep with o.NP local worker processes (argv starts
 // one), or on o.Hosts, writes the table to out as rows arrive, and returns
-// the result. Worker logs go to log.
+// the result. Worker logs go to log. The workers are started, introduced to
+// each other and supervised by launch.RunJob, as a training job's nodes are:
+// a rank that fails fails the sweep with a *launch.JobError naming it.
 func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, log io.Writer) (*Result, error) {
 	var slots []launch.Slot
 	if len(o.Hosts) > 0 {
@@ -162,97 +159,49 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	secret := string(transport.GenerateSecret())
 	specs := make([]launch.Spec, o.NP)
-	hellos := make([]workerHello, o.NP)
+	hellos := make([]launch.NodeHello, o.NP)
 	for r := range specs {
 		specs[r] = launch.Spec{Label: fmt.Sprint(r), Argv: argv}
-		hellos[r] = workerHello{Host: o.Bind, Bind: o.Bind}
+		host, bind, slot := o.Bind, o.Bind, r // -np: one host, slot = rank
 		if slots != nil {
 			s := slots[r]
 			specs[r] = launch.Spec{Label: s.Label(), Argv: o.Remote.Command(s.Host, argv[1:])}
-			host, _, _ := net.SplitHostPort(s.BindAddr(0))
-			hellos[r] = workerHello{Host: s.Host.Name, Bind: host}
+			host, slot = s.Host.Name, s.Slot
+			bind, _, _ = net.SplitHostPort(s.BindAddr(0))
 		}
-	}
-	g, err := launch.Start(ctx, specs, log)
-	if err != nil {
-		return nil, err
-	}
-	defer g.Stop()
-	secret := string(transport.GenerateSecret())
-	for r := range o.NP {
-		h := hellos[r]
-		h.Rank, h.Size, h.Secret, h.Options = r, o.NP, secret, o
-		if err := g.Send(r, h); err != nil {
-			return nil, err
-		}
-	}
-
-	// Rendezvous: every worker reports its data-plane address, then learns all.
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	addrs := make([]string, o.NP)
-	for got := 0; got < o.NP; {
-		ev, err := g.Next(startCtx)
-		if err != nil {
-			return nil, fmt.Errorf("waiting for workers to start: %w (%d of %d reported)", err, got, o.NP)
-		}
-		if ev.Exited {
-			return nil, fmt.Errorf("before the benchmark started: %w", launch.ExitError("rank "+g.Label(ev.Index), orExit(ev.Err)))
-		}
-		var m workerMsg
-		if err := json.Unmarshal(ev.Line, &m); err != nil || m.Addr == "" {
-			continue
-		}
-		if addrs[ev.Index] == "" {
-			got++
-		}
-		addrs[ev.Index] = m.Addr
-	}
-	for r := range o.NP {
-		if err := g.Send(r, addrList{Addrs: addrs}); err != nil {
-			return nil, err
-		}
+		hellos[r] = launch.NodeHello{Secret: secret, Host: host, Slot: slot, Nodes: o.NP,
+			Extra: workerHello{Bind: bind, Rank: r, Options: o}}
 	}
 
 	res := &Result{NP: o.NP, Options: o}
-	writeHeader(out, o)
 	progress := func() {
 		if o.Display != nil {
 			o.Display.Update(launch.Progress{Phase: "allreduce sweep", Unit: "size", Step: len(res.Rows), Steps: len(o.sizes()), World: o.NP})
 		}
 	}
-	progress()
-	done, exited := false, 0
-	var failures []error
-	for exited < o.NP {
-		ev, err := g.Next(ctx)
-		if err != nil {
-			return res, fmt.Errorf("benchmark interrupted: %w", err)
-		}
-		if ev.Exited {
-			exited++
-			if ev.Err != nil {
-				failures = append(failures, launch.ExitError("rank "+g.Label(ev.Index), ev.Err))
-				g.Stop() // one rank failed: the others cannot finish
-			}
-			continue
-		}
-		var m workerMsg
-		if json.Unmarshal(ev.Line, &m) != nil {
-			continue
-		}
-		if m.Row != nil {
-			res.Rows = append(res.Rows, *m.Row)
-			writeRow(out, *m.Row)
+	job := launch.Job{Specs: specs, Hellos: hellos, Display: o.Display, Log: log, Noun: "rank", StartTimeout: 30 * time.Second,
+		OnJoined: func() { // every rank is listening: the table starts
+			writeHeader(out, o)
 			progress()
+		},
+		OnPart: func(_ int, part json.RawMessage) {
+			var r Row
+			if json.Unmarshal(part, &r) != nil {
+				return
+			}
+			res.Rows = append(res.Rows, r)
+			writeRow(out, r)
+			progress()
+		}}
+	if _, err := launch.RunJob(ctx, job); err != nil {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("benchmark interrupted: %w", ctx.Err())
 		}
-		done = done || m.Done
+		return res, err
 	}
-	if len(failures) > 0 {
-		return res, errors.Join(failures...)
-	}
-	if !done {
+	if len(res.Rows) != len(o.sizes()) {
 		return res, errors.New("workers exited before finishing the sweep")
 	}
 	var sum float64
@@ -273,13 +222,6 @@ func RunAllReduce(ctx context.Context, o AllReduceOptions, argv []string, out, l
 		return res, fmt.Errorf("%d wrong elements; every rank identical: %v", wrong, identical)
 	}
 	return res, nil
-}
-
-func orExit(err error) error {
-	if err == nil {
-		return errors.New("exited")
-	}
-	return err
 }
 
 func writeHeader(w io.Writer, o AllReduceOptions) {

@@ -21,14 +21,16 @@ import (
 )
 
 // AllReduceWorker is the body of one rank of a sweep (`dmlrun bench worker`,
-// started by RunAllReduce). It talks to the launcher on stdin and stdout, and
-// exits when stdin closes.
+// started by RunAllReduce). It speaks launch's protocol on stdin and stdout
+// (see launch.Worker): the hello with its workerHello, the rendezvous of
+// data-plane addresses, a Part per size (rank 0), then its result; it stops
+// when stdin closes.
 func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	child := launch.NewChild(stdin, stdout)
-	var h workerHello
-	if err := child.Recv(&h); err != nil {
-		return fmt.Errorf("reading the launcher's hello: %w", err)
+	w, err := launch.Attach[workerHello](stdin, stdout)
+	if err != nil {
+		return err
 	}
+	h := w.Payload
 	o := h.Options
 	if err := o.Validate(); err != nil {
 		return err
@@ -41,29 +43,25 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 	opts, _ := json.Marshal(o)
 	digest := sha256.Sum256(opts)
 	tcfg := transport.Config{Cluster: "dmlrun-bench", RunDigest: hex.EncodeToString(digest[:]),
-		Secret: []byte(h.Secret), Spin: o.Spin, Protection: protect, Logger: log}
+		Secret: []byte(w.Hello.Secret), Spin: o.Spin, Protection: protect, Logger: log}
 	ln, err := transport.Listen(net.JoinHostPort(h.Bind, "0"), tcfg)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	if err := child.Send(workerMsg{Addr: net.JoinHostPort(h.Host, port)}); err != nil {
-		return err
-	}
-	var peers addrList
-	if err := child.Recv(&peers); err != nil {
-		return fmt.Errorf("reading the address list: %w", err)
-	}
-	if len(peers.Addrs) != h.Size {
-		return fmt.Errorf("launcher sent %d addresses for %d ranks", len(peers.Addrs), h.Size)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go child.WatchEOF(cancel) // the launcher is gone: stop
+	addrs, err := w.Rendezvous(net.JoinHostPort(w.Hello.Host, port), cancel) // stdin closing stops the sweep
+	if err != nil {
+		return err
+	}
+	if len(addrs) != w.Hello.Nodes {
+		return fmt.Errorf("launcher sent %d addresses for %d ranks", len(addrs), w.Hello.Nodes)
+	}
 
 	comm, err := node.NewComm(ctx, ln, node.CommConfig{Transport: tcfg, Timeout: o.Timeout,
-		Ring: ring.Options{ChunkBytes: int(o.ChunkBytes), SmallBytes: int(o.SmallBytes), Algorithm: algo}}, h.Rank, peers.Addrs)
+		Ring: ring.Options{ChunkBytes: int(o.ChunkBytes), SmallBytes: int(o.SmallBytes), Algorithm: algo}}, h.Rank, addrs)
 	if err != nil {
 		return err
 	}
@@ -72,7 +70,7 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 		if h.Rank != 0 {
 			return nil
 		}
-		return child.Send(workerMsg{Row: &r})
+		return w.SendPart(r)
 	}
 	if o.DType == "float64" {
 		err = sweep[float64](ctx, comm, &o, op, emit)
@@ -82,10 +80,7 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 	if err != nil {
 		return err
 	}
-	if h.Rank == 0 {
-		return child.Send(workerMsg{Done: true})
-	}
-	return nil
+	return w.Send(launch.NodeReport{Rank: h.Rank, Extra: workerDone{Sizes: len(o.sizes())}})
 }
 
 var crcTable = crc64.MakeTable(crc64.ECMA)

@@ -55,3 +55,33 @@ func (c *Child) WatchEOF(gone func()) {
 	_, _ = io.Copy(io.Discard, c.in)
 	gone()
 }
+
+// Rendezvous is the worker's half of the rendezvous: it reports addr, where
+// the others reach this process (a node's gossip address, a benchmark rank's
+// data-plane address), and returns every process's address in launch order
+// once all of them reported (JoinList). From then on it watches standard
+// input in a goroutine and calls gone when it closes (see WatchEOF).
+func (c *Child) Rendezvous(addr string, gone func()) ([]string, error) {
+	if err := c.Send(NodeReport{Gossip: addr}); err != nil {
+		return nil, err
+	}
+	var jl JoinList
+	if err := c.Recv(&jl); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the launcher stopped the job before it started")
+		}
+		return nil, fmt.Errorf("reading the join list: %w", err)
+	}
+	go c.WatchEOF(gone)
+	return jl.Join, nil
+}
+
+// SendPart sends v as a part of the result, as soon as it is known (a
+// benchmark's row per size): the launcher hands it to Job.OnPart.
+func (c *Child) SendPart(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Send(NodeReport{Part: b})
+}

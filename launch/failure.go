@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -12,16 +13,18 @@ import (
 
 // nodeID says which node a message is about.
 type nodeID struct {
+	Noun  string // "node", or "rank" for a benchmark
 	Label string
 	Host  string
 	Rank  int // -1 before it was in a ring
 }
 
 func (n nodeID) String() string {
+	noun := cmp.Or(n.Noun, "node")
 	if n.Rank < 0 {
-		return fmt.Sprintf("node %s (host %s)", n.Label, n.Host)
+		return fmt.Sprintf("%s %s (host %s)", noun, n.Label, n.Host)
 	}
-	return fmt.Sprintf("node %s (host %s, rank %d)", n.Label, n.Host, n.Rank)
+	return fmt.Sprintf("%s %s (host %s, rank %d)", noun, n.Label, n.Host, n.Rank)
 }
 
 // failure is one node's failure: an exit with an error, or a fault it

@@ -19,9 +19,12 @@ import (
 // decided for it, and the cluster secret.
 type NodeHello struct {
 	Secret string `json:"secret"`
-	Host   string `json:"host"`
+	Host   string `json:"host"` // the name the others reach it by
 	Slot   int    `json:"slot"`
-	Nodes  int    `json:"nodes"`
+	Nodes  int    `json:"nodes"` // how many processes the job has
+	// Extra is what the launched program needs beyond this (a benchmark
+	// rank's options); the worker reads it with Attach.
+	Extra any `json:"extra,omitempty"`
 }
 
 // NodeReport is a line a launched node writes: its gossip address once it
@@ -34,7 +37,12 @@ type NodeReport struct {
 	// treats a lost node as a failure the others survive.
 	Started bool `json:"started,omitempty"`
 	Steps   int  `json:"steps,omitempty"`
-	Extra   any  `json:"extra,omitempty"`
+	// Extra is a result beyond θ (a benchmark's statistics); a report with
+	// Theta or Extra is the node's result, its last line.
+	Extra any `json:"extra,omitempty"`
+	// Part is a piece of the result sent as soon as it is known (a
+	// benchmark's row per size; see Child.SendPart), for Job.OnPart.
+	Part json.RawMessage `json:"part,omitempty"`
 	// Fault is the error of a node that fails on its own (a bad file, an
 	// output it cannot write, a diverging model), sent before it exits: the
 	// launcher stops the job with that cause instead of treating the node as
@@ -106,6 +114,21 @@ type Job struct {
 	// Verbose shows every line of every node's log on the display, with its
 	// label, instead of only the notices.
 	Verbose bool
+	// Log, when set, receives every line of every node's log, with its
+	// label, instead of the display (a benchmark's worker logs).
+	Log io.Writer
+	// Noun is what messages call one process: "node" when empty, "rank"
+	// for a benchmark.
+	Noun string
+	// StartTimeout, when positive, fails the job if the rendezvous is not
+	// complete within it (a benchmark's ranks start at once or not at all).
+	StartTimeout time.Duration
+	// OnJoined, when set, is called once every node has reported its
+	// address and was sent the join list.
+	OnJoined func()
+	// OnPart, when set, receives each NodeReport.Part as it arrives, with
+	// the index of the node that sent it.
+	OnPart func(i int, part json.RawMessage)
 }
 
 // RunJob starts the job's nodes, introduces them to each other, shows their
@@ -118,8 +141,16 @@ type Job struct {
 // fails returns a *JobError naming the root cause. Cancelling ctx (Ctrl-C)
 // forwards SIGINT to the nodes, then stops them.
 func RunJob(ctx context.Context, job Job) (*JobResult, error) {
+	if job.Display == nil {
+		job.Display = NewDisplay(io.Discard, ProgressNone)
+	}
+	job.Out = cmp.Or[io.Writer](job.Out, io.Discard)
+	job.Noun = cmp.Or(job.Noun, "node")
 	var raw io.Writer = io.Discard
-	if job.Verbose {
+	switch {
+	case job.Log != nil:
+		raw = job.Log
+	case job.Verbose:
 		raw = job.Display
 	}
 	g, err := Start(ctx, job.Specs, raw)
@@ -147,6 +178,7 @@ type jobRun struct {
 	interrupted bool
 	training    bool
 	restarts    []int
+	err         error // the job's own failure (the rendezvous timed out), not a node's
 }
 
 func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
@@ -161,13 +193,26 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 	}
 	r.d.Phase("gathering nodes")
 	done := ctx.Done()
+	var startTimeout <-chan time.Time
+	if r.StartTimeout > 0 {
+		t := time.NewTimer(r.StartTimeout)
+		defer t.Stop()
+		startTimeout = t.C
+	}
 	for r.exited < r.n {
 		var ev Event
 		select {
 		case ev = <-r.g.events:
+		case <-startTimeout:
+			if r.started < r.n && !r.fs.failed() && r.err == nil {
+				r.err = fmt.Errorf("waiting for the %ss to start: %d of %d reported within %v", r.Noun, r.started, r.n, r.StartTimeout)
+				r.d.Printf("dmlrun: %v; stopping the job", r.err)
+				go r.g.Stop()
+			}
+			continue
 		case <-done:
 			r.interrupted, done = true, nil
-			r.d.Printf("dmlrun: interrupted: stopping every node")
+			r.d.Printf("dmlrun: interrupted: stopping every %s", r.Noun)
 			r.g.Signal(syscall.SIGINT)
 			go func() { time.Sleep(5 * time.Second); r.g.Stop() }()
 			continue
@@ -185,6 +230,9 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 	if r.interrupted {
 		return nil, errors.New("interrupted")
 	}
+	if r.err != nil {
+		return nil, r.err
+	}
 	if err := r.fs.jobError(false); err != nil {
 		return nil, err
 	}
@@ -193,7 +241,7 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 
 // node names child i for messages: its label, host and last rank.
 func (r *jobRun) node(i int) nodeID {
-	return nodeID{Label: r.g.Label(i), Host: r.Hellos[i].Host, Rank: r.ranks[i]}
+	return nodeID{Noun: r.Noun, Label: r.g.Label(i), Host: r.Hellos[i].Host, Rank: r.ranks[i]}
 }
 
 // exit handles child ev.Index's exit.
@@ -206,7 +254,7 @@ func (r *jobRun) exit(ev Event) {
 	if r.training && !r.fs.failed() {
 		if r.restarts[i] < r.MaxRestarts && !allDone(r.reports) {
 			r.restarts[i]++
-			r.d.Printf("dmlrun: lost %v; restarting it (%d of %d)", ExitError("node "+r.g.Label(i), ev.Err), r.restarts[i], r.MaxRestarts)
+			r.d.Printf("dmlrun: lost %v; restarting it (%d of %d)", ExitError(r.Noun+" "+r.g.Label(i), ev.Err), r.restarts[i], r.MaxRestarts)
 			if err := r.g.Restart(i); err == nil {
 				r.exited--
 				if err := r.g.Send(i, r.Hellos[i]); err == nil {
@@ -214,7 +262,7 @@ func (r *jobRun) exit(ev Event) {
 				}
 			}
 		}
-		r.d.Printf("dmlrun: lost %v; the others go on without it", ExitError("node "+r.g.Label(i), ev.Err))
+		r.d.Printf("dmlrun: lost %v; the others go on without it", ExitError(r.Noun+" "+r.g.Label(i), ev.Err))
 		r.fs.add(failure{node: r.node(i), exit: ev.Err, last: r.g.LastError(i), lost: true})
 		return
 	}
@@ -237,6 +285,11 @@ func (r *jobRun) report(i int, rep NodeReport) {
 			r.d.Node(r.g.Label(i), *rep.Log)
 		}
 		return
+	case rep.Part != nil:
+		if r.OnPart != nil {
+			r.OnPart(i, rep.Part)
+		}
+		return
 	case rep.Progress != nil:
 		p := *rep.Progress
 		if p.World > 0 {
@@ -253,7 +306,7 @@ func (r *jobRun) report(i int, rep NodeReport) {
 	r.training = r.training || rep.Started
 	if rep.Fault != "" && !r.interrupted {
 		if r.fs.add(failure{node: r.node(i), fault: rep.Fault, last: rep.Fault}) {
-			r.d.Printf("dmlrun: node %s failed: %s; stopping the job", r.g.Label(i), rep.Fault)
+			r.d.Printf("dmlrun: %s %s failed: %s; stopping the job", r.Noun, r.g.Label(i), rep.Fault)
 			go r.g.Stop()
 		}
 		return
@@ -274,6 +327,9 @@ func (r *jobRun) rendezvous(i int, addr string) {
 		for j := range r.Specs {
 			_ = r.g.Send(j, JoinList{Join: r.gossip})
 		}
+		if r.OnJoined != nil {
+			r.OnJoined()
+		}
 	case first:
 		r.started++
 	case r.started == r.n: // a restarted node: it joins the running ring
@@ -290,7 +346,7 @@ func (r *jobRun) result() (*JobResult, error) {
 			if r.training {
 				continue // lost during training: reported above
 			}
-			return nil, fmt.Errorf("node %s exited without reporting its result", r.g.Label(i))
+			return nil, fmt.Errorf("%s %s exited without reporting its result", r.Noun, r.g.Label(i))
 		}
 		res.Reports = append(res.Reports, *rep)
 		digests = append(digests, rep.Theta)

@@ -1,18 +1,33 @@
 // Package launch starts and supervises the processes of one job: N local
-// processes for `-np N` (and, later, processes on remote hosts over ssh).
+// processes for `-np N`, or processes on the hosts of a hosts file over ssh.
+// Training jobs (`dmlrun -np N`, `dmlrun bench train|data`) and benchmark
+// sweeps (`dmlrun bench allreduce`) are started, introduced to each other,
+// watched and stopped by the same code: one protocol, one state machine.
 //
 // Each child speaks a line protocol with the launcher: it reads JSON lines on
-// its standard input (the first one carries its rank and the cluster secret,
-// which therefore never appears in an argument list) and writes JSON lines on
-// its standard output. Its standard error is the human log: every line is
-// forwarded to the launcher's output with a "[rank]" prefix. A child must exit
-// when its standard input closes, so that a launcher that dies takes its
-// children with it.
+// its standard input and writes JSON lines on its standard output. Its
+// standard error is the human log: every line is forwarded to the launcher's
+// output with a "[label]" prefix (or to a log file). A child must exit when
+// its standard input closes, so that a launcher that dies takes its children
+// with it. The protocol, in order:
 //
-//	g, err := launch.Start(ctx, specs, os.Stderr)
-//	defer g.Stop()
-//	g.Send(0, hello)
-//	ev, err := g.Next(ctx) // a line from some child, or its exit
+//	launcher -> child  NodeHello   host, slot, job size, the cluster secret (never
+//	                               in an argument list), Extra: the program's payload
+//	child -> launcher  NodeReport  {Gossip: addr}: where the others reach it
+//	launcher -> child  JoinList    everyone's addresses, once all reported
+//	child -> launcher  NodeReport  Log, Progress, Started, Part (streamed results),
+//	                               Fault (its own failure), then its result
+//	                               (Theta or Extra), the last line
+//
+// The launcher side is RunJob (the state machine: rendezvous, notices and
+// progress, restarts, the failure summary naming the root cause), on top of
+// Group (start, watch, signal, stop); the child side is Child, or Worker for
+// a child whose hello carries a payload:
+//
+//	res, err := launch.RunJob(ctx, launch.Job{Specs: specs, Hellos: hellos, Display: d})
+//
+//	w, err := launch.Attach[Options](os.Stdin, os.Stdout)
+//	addrs, err := w.Rendezvous(myAddr, cancel)
 package launch
 
 import (
@@ -83,7 +98,7 @@ func (g *Group) start(i int) error {
 	s := g.specs[i]
 	cmd := exec.Command(s.Argv[0], s.Argv[1:]...)
 	cmd.Env = append(cmd.Environ(), s.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = ProcAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -212,13 +227,14 @@ func (g *Group) Next(ctx context.Context) (Event, error) {
 	}
 }
 
-// Signal sends sig to every child still running.
+// Signal sends sig to every child still running: to its whole process
+// group and its descendants (see KillGroup).
 func (g *Group) Signal(sig syscall.Signal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, cmd := range g.cmds {
 		if cmd != nil && !g.exited[i] && cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, sig) // the child's whole process group
+			_ = KillGroup(cmd.Process.Pid, sig)
 		}
 	}
 }

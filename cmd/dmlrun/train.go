@@ -413,20 +413,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	o.Secret, o.Host, o.Slot, o.Nodes = []byte(hello.Secret), hello.Host, hello.Slot, hello.Nodes
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	o.Rendezvous = func(addr string) ([]string, error) {
-		if err := child.Send(launch.NodeReport{Gossip: addr}); err != nil {
-			return nil, err
-		}
-		var jl launch.JoinList
-		if err := child.Recv(&jl); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, errors.New("the launcher stopped the job before it started")
-			}
-			return nil, fmt.Errorf("reading the join list: %w", err)
-		}
-		go child.WatchEOF(cancel)
-		return jl.Join, nil
-	}
+	o.Rendezvous = func(addr string) ([]string, error) { return child.Rendezvous(addr, cancel) }
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
 	o.Progress = new(node.Progress)
 	stopProgress := sendProgress(child, o.Progress)
