@@ -179,9 +179,11 @@ func predictWorker(ctx context.Context, f predictFlags, stdin io.Reader, stdout,
 	if err != nil {
 		// Its own fault (a bad row, a missing column), unless the launcher
 		// stopped the job (because of another node).
-		if !errors.Is(err, launch.ErrLauncherGone) && ctx.Err() == nil {
-			_ = child.Send(launch.NodeReport{Rank: f.rank, Fault: err.Error()})
+		if errors.Is(err, launch.ErrLauncherGone) || ctx.Err() != nil {
+			log.Info("stopped by the launcher", "rank", f.rank, "err", err)
+			return err
 		}
+		_ = child.Send(launch.NodeReport{Rank: f.rank, Fault: err.Error()})
 		log.Error("predict failed", "rank", f.rank, "err", err)
 		return err
 	}
