@@ -174,6 +174,7 @@ type jobRun struct {
 	interrupted bool
 	training    bool
 	restarts    []int
+	heard       []bool         // each node has sent a protocol line
 	rounds      map[int]*round // exchange rounds not yet complete
 	outErr      error          // the first error writing Output
 }
@@ -186,7 +187,7 @@ type round struct {
 }
 
 func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
-	r.gossip, r.reports, r.ranks, r.restarts = make([]string, r.n), make([]*NodeReport, r.n), make([]int, r.n), make([]int, r.n)
+	r.gossip, r.reports, r.ranks, r.restarts, r.heard = make([]string, r.n), make([]*NodeReport, r.n), make([]int, r.n), make([]int, r.n), make([]bool, r.n)
 	for i := range r.ranks {
 		r.ranks[i] = -1
 	}
@@ -212,6 +213,7 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 			r.exit(ev)
 			continue
 		}
+		r.heard[ev.Index] = true
 		var rep NodeReport
 		if json.Unmarshal(ev.Line, &rep) == nil {
 			r.report(ev.Index, rep)
@@ -260,7 +262,12 @@ func (r *jobRun) exit(ev Event) {
 	// Before training, a node's exit fails the job: the launcher stops the
 	// others rather than wait for their timeouts.
 	f := failure{node: r.node(i), exit: ev.Err, last: r.g.LastError(i)}
-	if isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255 {
+	switch {
+	case isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255 && r.heard[i]:
+		// It ran (it spoke to the launcher): ssh says 255 for a remote
+		// process killed by a signal, or a connection lost.
+		f.note = "ssh lost the remote process (killed by a signal, or the connection broke)"
+	case isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255:
 		f.note = "ssh could not reach or log in to the host (see its lines above)"
 	}
 	if r.fs.add(f) {

@@ -370,14 +370,8 @@ func predictLaunch(ctx context.Context, f predictFlags, stdout, stderr io.Writer
 	res, err := launch.RunJob(ctx, launch.Job{Specs: specs, Hellos: hellos, Out: stderr, Display: d,
 		Verbose: f.verbose, Output: writers, Phase: "predicting"})
 	if err != nil {
-		keepLogs = true
-		var je *launch.JobError
-		if errors.As(err, &je) {
-			je.Others = append(je.Others, fmt.Sprintf("no output written; every node's log is in %s", logDir))
-		} else {
-			err = fmt.Errorf("%w; no output written; every node's log is in %s", err, logDir)
-		}
-		return err
+		keepLogs = true // a *launch.JobError stays the cause, for the exit status
+		return fmt.Errorf("%w\n  no output written; every node's log is in %s", err, logDir)
 	}
 	if len(res.Reports) != n {
 		return fmt.Errorf("%d of %d workers reported their result; no output written", len(res.Reports), n)
