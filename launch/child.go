@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 )
 
 // Child is the worker's end of the line protocol: JSON lines in on standard
@@ -16,7 +17,8 @@ type Child struct {
 	in     *bufio.Reader
 	mu     sync.Mutex
 	out    io.Writer
-	rounds int // exchange rounds done
+	rounds int    // exchange rounds done
+	line   []byte // SendOutput's line, reused
 }
 
 // NewChild wraps the worker's standard input and output.
@@ -100,4 +102,99 @@ func (c *Child) Exchange(ctx context.Context, v []float64) error {
 		copy(v, a.sum.Sum)
 		return nil
 	}
+}
+
+// SendOutput sends b (whole lines) as one Output piece, as Send of
+// NodeReport{Output: string(b)} would, but without reflection or a copy of
+// b to a string: a node that streams its results sends many of them.
+func (c *Child) SendOutput(b []byte) error {
+	if !utf8.Valid(b) {
+		return c.Send(NodeReport{Output: string(b)}) // json.Marshal's replacement characters
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.line = append(c.line[:0], outputPrefix...)
+	c.line = appendJSONString(c.line, b)
+	c.line = append(c.line, outputSuffix...)
+	c.line = append(c.line, '\n')
+	_, err := c.out.Write(c.line)
+	return err
+}
+
+// The shape of a line that carries nothing but an Output piece.
+const (
+	outputPrefix = `{"output":"`
+	outputSuffix = `"}`
+)
+
+// appendJSONString appends the body of a JSON string holding b (valid
+// UTF-8) to dst.
+func appendJSONString(dst, b []byte) []byte {
+	start := 0
+	for i, c := range b {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, b[start:i]...)
+		switch c {
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		default:
+			dst = append(dst, fmt.Sprintf(`\u%04x`, c)...)
+		}
+		start = i + 1
+	}
+	return append(dst, b[start:]...)
+}
+
+// outputPiece returns the Output of a line that holds only that (the shape
+// SendOutput writes), decoded, and false for any other line (which the
+// caller then decodes as JSON). It spares the launcher a reflective decode
+// of every piece a node streams.
+func outputPiece(line []byte) ([]byte, bool) {
+	if len(line) < len(outputPrefix)+len(outputSuffix) || string(line[:len(outputPrefix)]) != outputPrefix ||
+		string(line[len(line)-len(outputSuffix):]) != outputSuffix {
+		return nil, false
+	}
+	body := line[len(outputPrefix) : len(line)-len(outputSuffix)]
+	out := make([]byte, 0, len(body))
+	start := 0
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return nil, false // not a lone JSON string: another shape
+		case c != '\\':
+			continue
+		}
+		if i+1 >= len(body) {
+			return nil, false
+		}
+		out = append(out, body[start:i]...)
+		switch e := body[i+1]; e {
+		case 'n':
+			out = append(out, '\n')
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 't':
+			out = append(out, '\t')
+		case 'r':
+			out = append(out, '\r')
+		default: // \u, \b, \f: the general decoder
+			return nil, false
+		}
+		i++
+		start = i + 1
+	}
+	out = append(out, body[start:]...)
+	if !utf8.Valid(out) {
+		return nil, false
+	}
+	return out, true
 }

@@ -214,6 +214,10 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 			continue
 		}
 		r.heard[ev.Index] = true
+		if ev.Output != nil {
+			r.output(ev.Index, ev.Output)
+			continue
+		}
 		var rep NodeReport
 		if json.Unmarshal(ev.Line, &rep) == nil {
 			r.report(ev.Index, rep)
@@ -293,7 +297,7 @@ func (r *jobRun) report(i int, rep NodeReport) {
 		}
 		return
 	case rep.Output != "":
-		r.output(i, rep.Output)
+		r.output(i, []byte(rep.Output))
 		return
 	case rep.Exchange != nil:
 		r.exchange(i, *rep.Exchange)
@@ -316,14 +320,14 @@ func (r *jobRun) report(i int, rep NodeReport) {
 }
 
 // output writes a piece of child i's output to Output[i].
-func (r *jobRun) output(i int, piece string) {
+func (r *jobRun) output(i int, piece []byte) {
 	if r.outErr != nil {
 		return
 	}
 	var err error
 	if i >= len(r.Output) || r.Output[i] == nil {
 		err = fmt.Errorf("node %s sent output, but the job has nowhere to write it", r.g.Label(i))
-	} else if _, err = io.WriteString(r.Output[i], piece); err != nil {
+	} else if _, err = r.Output[i].Write(piece); err != nil {
 		err = fmt.Errorf("writing the output of node %s: %w", r.g.Label(i), err)
 	}
 	if err != nil {

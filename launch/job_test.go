@@ -3,6 +3,7 @@ package launch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,5 +95,37 @@ func TestTornLastLineIsDeath(t *testing.T) {
 	}
 	if !strings.Contains(logFile.String(), "cut off after 15 bytes") {
 		t.Fatalf("the node's log does not note the torn line:\n%s", logFile.String())
+	}
+}
+
+// TestOutputPiece: SendOutput's lines decode, by the launcher's fast path,
+// to what was sent, and mean what encoding/json says they mean; lines of
+// any other shape are left to the JSON decoder.
+func TestOutputPiece(t *testing.T) {
+	for _, s := range []string{"0.5\n", "1,2,3\n-4e-05\n", "", "a\"b\\c\td\re/\n", "\x01\x1f", "héllo ✓\n"} {
+		var buf bytes.Buffer
+		if err := NewChild(strings.NewReader(""), &buf).SendOutput([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		var rep NodeReport
+		if err := json.Unmarshal(line, &rep); err != nil || rep.Output != s {
+			t.Fatalf("%q: line %s decodes to %q (%v)", s, line, rep.Output, err)
+		}
+		got, ok := outputPiece(line)
+		if strings.ContainsAny(s, "\x01\x1f") { // \u escapes: the general decoder's
+			if ok {
+				t.Fatalf("%q: the fast path took %s", s, line)
+			}
+			continue
+		}
+		if !ok || string(got) != s {
+			t.Fatalf("%q: fast path %q %v", s, got, ok)
+		}
+	}
+	for _, line := range []string{`{"output":"a","rank":1}`, `{"output":"a\"}`, `{"output":"a\u0041"}`, `{"rank":1}`, `{"output":"a"b"}`} {
+		if _, ok := outputPiece([]byte(line)); ok {
+			t.Errorf("%s taken by the fast path", line)
+		}
 	}
 }

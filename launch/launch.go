@@ -44,6 +44,9 @@ type Event struct {
 	Line   json.RawMessage // nil when the child exited
 	Exited bool
 	Err    error // exit status (nil for a clean exit) when Exited
+	// Output is the decoded piece of a line that holds only an Output
+	// piece (see Child.SendOutput); Line is nil then.
+	Output []byte
 }
 
 // Group is a set of running children.
@@ -129,6 +132,10 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	go func() {
 		defer pipes.Done()
 		readLinesEnd(stdout, 16<<20, func(b []byte, cut int, ended bool) {
+			if p, ok := outputPiece(b); ok && cut == 0 {
+				g.events <- Event{Index: i, Output: p}
+				return
+			}
 			if cut == 0 && json.Valid(b) {
 				g.events <- Event{Index: i, Line: append(json.RawMessage(nil), b...)}
 				return

@@ -271,7 +271,7 @@ func (p *pieceWriter) send(b []byte) error {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
 	}
-	err := p.child.Send(launch.NodeReport{Output: string(b)})
+	err := p.child.SendOutput(b)
 	p.sent++
 	if p.hold && p.sent == 1 {
 		p.held()
