@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -246,7 +247,7 @@ func (p *pieceWriter) Write(b []byte) (int, error) {
 	if len(p.buf) < predictPiece {
 		return len(b), nil
 	}
-	cut := strings.LastIndexByte(string(p.buf), '\n') + 1 // no copy: the conversion is only looked at
+	cut := bytes.LastIndexByte(p.buf, '\n') + 1
 	if cut == 0 {
 		return len(b), nil
 	}
