@@ -49,8 +49,8 @@ func TestMultihostPredict(t *testing.T) {
 				dest += "/"
 			}
 			args := []string{"predict", "-hosts", hosts, "-ssh", strings.Join(b.SSH, " "), "-progress", "none", "-model", model, "-o", dest}
-			if tc.kill {
-				args = append(args, "-remote-bin", wrapper)
+			if tc.kill { // a failed run keeps its logs: in the test's directory
+				args = append(args, "-remote-bin", wrapper, "-log-dir", filepath.Join(t.TempDir(), "logs"))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()

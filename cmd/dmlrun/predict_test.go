@@ -388,7 +388,8 @@ func TestPredictBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "out.csv")
-			_, stderr, err := dmlrun(t, time.Minute, append([]string{"predict", "-np", "3", "-model", tc.model, "-o", dest}, tc.data...)...)
+			logs := filepath.Join(t.TempDir(), "logs") // a failed run keeps them
+			_, stderr, err := dmlrun(t, time.Minute, append([]string{"predict", "-np", "3", "-model", tc.model, "-o", dest, "-log-dir", logs}, tc.data...)...)
 			if err == nil {
 				t.Fatalf("exit 0:\n%s", stderr)
 			}
