@@ -56,6 +56,27 @@ type NodeReport struct {
 	Progress *Progress `json:"progress,omitempty"`
 	// Summary is the node's account of the run, with its result.
 	Summary *RunSummary `json:"summary,omitempty"`
+	// Output is a piece of the node's output (whole lines), for a job whose
+	// results travel back to the launcher (see Job.Output).
+	Output string `json:"output,omitempty"`
+	// Exchange is the node's vector of one exchange round (see
+	// Child.Exchange): a sum over the nodes, relayed by the launcher, for
+	// jobs that have no ring of their own.
+	Exchange *Exchange `json:"exchange,omitempty"`
+}
+
+// Exchange is one node's part of an exchange round: V is added up over
+// every node of the job, and each receives the sum as an ExchangeSum.
+type Exchange struct {
+	Round int       `json:"round"`
+	V     []float64 `json:"v"`
+}
+
+// ExchangeSum is the launcher's answer to an exchange round: the sum of
+// every node's V.
+type ExchangeSum struct {
+	Round int       `json:"round"`
+	Sum   []float64 `json:"sum"`
 }
 
 // Progress is what a node reports of its run as it goes.
@@ -129,6 +150,13 @@ type Job struct {
 	// OnPart, when set, receives each NodeReport.Part as it arrives, with
 	// the index of the node that sent it.
 	OnPart func(i int, part json.RawMessage)
+	// Output, when set, has one writer per spec: node i's Output pieces
+	// are written to Output[i] in the order it sent them. A write error
+	// stops the job and is its error.
+	Output []io.Writer
+	// Phase is what the display shows until a node reports progress
+	// (default "gathering nodes").
+	Phase string
 }
 
 // RunJob starts the job's nodes, introduces them to each other, shows their
@@ -178,11 +206,21 @@ type jobRun struct {
 	interrupted bool
 	training    bool
 	restarts    []int
-	err         error // the job's own failure (the rendezvous timed out), not a node's
+	err         error          // the job's own failure (the rendezvous timed out), not a node's
+	heard       []bool         // each node has sent a protocol line
+	rounds      map[int]*round // exchange rounds not yet complete
+	outErr      error          // the first error writing Output
+}
+
+// round is an exchange round that not every node has joined yet.
+type round struct {
+	sum  []float64
+	from []bool
+	in   int
 }
 
 func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
-	r.gossip, r.reports, r.ranks, r.restarts = make([]string, r.n), make([]*NodeReport, r.n), make([]int, r.n), make([]int, r.n)
+	r.gossip, r.reports, r.ranks, r.restarts, r.heard = make([]string, r.n), make([]*NodeReport, r.n), make([]int, r.n), make([]int, r.n), make([]bool, r.n)
 	for i := range r.ranks {
 		r.ranks[i] = -1
 	}
@@ -191,7 +229,7 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 			return nil, err
 		}
 	}
-	r.d.Phase("gathering nodes")
+	r.d.Phase(cmp.Or(r.Phase, "gathering nodes"))
 	done := ctx.Done()
 	var startTimeout <-chan time.Time
 	if r.StartTimeout > 0 {
@@ -221,6 +259,11 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 			r.exit(ev)
 			continue
 		}
+		r.heard[ev.Index] = true
+		if ev.Output != nil {
+			r.output(ev.Index, ev.Output)
+			continue
+		}
 		var rep NodeReport
 		if json.Unmarshal(ev.Line, &rep) == nil {
 			r.report(ev.Index, rep)
@@ -232,6 +275,9 @@ func (r *jobRun) run(ctx context.Context) (*JobResult, error) {
 	}
 	if r.err != nil {
 		return nil, r.err
+	}
+	if r.outErr != nil {
+		return nil, r.outErr
 	}
 	if err := r.fs.jobError(false); err != nil {
 		return nil, err
@@ -269,7 +315,12 @@ func (r *jobRun) exit(ev Event) {
 	// Before training, a node's exit fails the job: the launcher stops the
 	// others rather than wait for their timeouts.
 	f := failure{node: r.node(i), exit: ev.Err, last: r.g.LastError(i)}
-	if isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255 {
+	switch {
+	case isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255 && r.heard[i]:
+		// It ran (it spoke to the launcher): ssh says 255 for a remote
+		// process killed by a signal, or a connection lost.
+		f.note = "ssh lost the remote process (killed by a signal, or the connection broke)"
+	case isSSH(r.Specs[i].Argv) && exitCode(ev.Err) == 255:
 		f.note = "ssh could not reach or log in to the host (see its lines above)"
 	}
 	if r.fs.add(f) {
@@ -299,6 +350,12 @@ func (r *jobRun) report(i int, rep NodeReport) {
 			r.d.Update(p)
 		}
 		return
+	case rep.Output != "":
+		r.output(i, []byte(rep.Output))
+		return
+	case rep.Exchange != nil:
+		r.exchange(i, *rep.Exchange)
+		return
 	}
 	if rep.Gossip != "" {
 		r.rendezvous(i, rep.Gossip)
@@ -313,6 +370,65 @@ func (r *jobRun) report(i int, rep NodeReport) {
 	}
 	if rep.Theta != "" || rep.Extra != nil { // a result (a benchmark's may hold no θ)
 		r.reports[i] = &rep
+	}
+}
+
+// output writes a piece of child i's output to Output[i].
+func (r *jobRun) output(i int, piece []byte) {
+	if r.outErr != nil {
+		return
+	}
+	var err error
+	if i >= len(r.Output) || r.Output[i] == nil {
+		err = fmt.Errorf("node %s sent output, but the job has nowhere to write it", r.g.Label(i))
+	} else if _, err = r.Output[i].Write(piece); err != nil {
+		err = fmt.Errorf("writing the output of node %s: %w", r.g.Label(i), err)
+	}
+	if err != nil {
+		r.outErr = err
+		r.d.Printf("dmlrun: %v; stopping the job", err)
+		go r.g.Stop()
+	}
+}
+
+// exchange adds child i's vector to its round; when every node has given
+// its vector, each gets the sum. A vector whose length differs from the
+// others' is a fault (the nodes do not see the same data) that stops the
+// job.
+func (r *jobRun) exchange(i int, e Exchange) {
+	if r.rounds == nil {
+		r.rounds = map[int]*round{}
+	}
+	rd := r.rounds[e.Round]
+	if rd == nil {
+		rd = &round{sum: make([]float64, len(e.V)), from: make([]bool, r.n)}
+		r.rounds[e.Round] = rd
+	}
+	var fault string
+	switch {
+	case rd.from[i]:
+		fault = fmt.Sprintf("exchange round %d: sent twice", e.Round)
+	case len(e.V) != len(rd.sum):
+		fault = fmt.Sprintf("exchange round %d: %d values where another node sent %d (do all hosts see the same files?)", e.Round, len(e.V), len(rd.sum))
+	}
+	if fault != "" {
+		if r.fs.add(failure{node: r.node(i), fault: fault, last: fault}) {
+			r.d.Printf("dmlrun: node %s failed: %s; stopping the job", r.g.Label(i), fault)
+			go r.g.Stop()
+		}
+		return
+	}
+	rd.from[i] = true
+	rd.in++
+	for k, x := range e.V {
+		rd.sum[k] += x
+	}
+	if rd.in < r.n {
+		return
+	}
+	delete(r.rounds, e.Round)
+	for j := range r.Specs {
+		_ = r.g.Send(j, ExchangeSum{Round: e.Round, Sum: rd.sum})
 	}
 }
 

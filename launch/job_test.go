@@ -14,9 +14,11 @@ import (
 )
 
 // The test binary is also the child: with LAUNCH_TEST_CHILD set, TestMain
-// runs one of the children below instead of the tests.
+// runs one of the children below instead of the tests (exchange_test.go's
+// child is a test function, TestHelperChild).
 func TestMain(m *testing.M) {
-	if mode := os.Getenv("LAUNCH_TEST_CHILD"); mode != "" {
+	if mode := os.Getenv("LAUNCH_TEST_CHILD"); mode != "" && mode != "exchange" { // exchange: TestHelperChild
+
 		if err := testChild(mode); err != nil {
 			fmt.Fprintf(os.Stderr, "dmlrun: %v\n", err)
 			os.Exit(1)

@@ -59,6 +59,9 @@ type Event struct {
 	Line   json.RawMessage // nil when the child exited
 	Exited bool
 	Err    error // exit status (nil for a clean exit) when Exited
+	// Output is the decoded piece of a line that holds only an Output
+	// piece (see Child.SendOutput); Line is nil then.
+	Output []byte
 }
 
 // Group is a set of running children.
@@ -143,13 +146,25 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	pipes.Add(2)
 	go func() {
 		defer pipes.Done()
-		readLines(stdout, 16<<20, func(b []byte, cut int) {
-			line := append(json.RawMessage(nil), b...)
-			if cut == 0 && json.Valid(line) {
-				g.events <- Event{Index: i, Line: line}
-			} else { // not protocol: show it
-				g.printf(i, "%s%s", line[:min(len(line), maxShown)], cutNote(cut+len(line)-min(len(line), maxShown)))
+		readLinesEnd(stdout, 16<<20, func(b []byte, cut int, ended bool) {
+			if p, ok := outputPiece(b); ok && cut == 0 {
+				g.events <- Event{Index: i, Output: p}
+				return
 			}
+			if cut == 0 && json.Valid(b) {
+				g.events <- Event{Index: i, Line: append(json.RawMessage(nil), b...)}
+				return
+			}
+			if !ended && len(b) > 0 && b[0] == '{' {
+				// A protocol line the child did not finish: it was killed
+				// (or its link cut) while writing it. Its exit, which
+				// follows, is what the launcher reports; the fragment is
+				// not a message of its own.
+				g.note(i, fmt.Sprintf("dmlrun: its last protocol line was cut off after %d bytes (the process stopped while writing it)", len(b)+cut))
+				return
+			}
+			// Not protocol: show it.
+			g.printf(i, "%s%s", b[:min(len(b), maxShown)], cutNote(cut+len(b)-min(len(b), maxShown)))
 		})
 	}()
 	go func() {
@@ -157,7 +172,9 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 		readLines(stderr, maxShown, func(line []byte, cut int) {
 			g.printf(i, "%s%s", line, cutNote(cut))
 			if w := g.specs[i].Log; w != nil {
+				g.outMu.Lock()
 				fmt.Fprintf(w, "%s%s\n", line, cutNote(cut))
+				g.outMu.Unlock()
 			}
 			g.noteLine(i, string(line))
 		})
@@ -168,6 +185,16 @@ func (g *Group) watch(i int, cmd *exec.Cmd, stdout, stderr io.Reader) {
 	g.exited[i] = true
 	g.mu.Unlock()
 	g.events <- Event{Index: i, Exited: true, Err: err}
+}
+
+// note writes a line of the launcher's own about child i to its log file
+// only (not the terminal, not its last error line).
+func (g *Group) note(i int, line string) {
+	if w := g.specs[i].Log; w != nil {
+		g.outMu.Lock()
+		fmt.Fprintln(w, line)
+		g.outMu.Unlock()
+	}
 }
 
 // noteLine keeps child i's last error line: the last slog line at level

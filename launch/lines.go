@@ -12,6 +12,13 @@ import (
 // how many bytes were dropped. It reads to the end whatever the lines hold,
 // so a child never blocks on a full pipe.
 func readLines(r io.Reader, max int, fn func(line []byte, cut int)) {
+	readLinesEnd(r, max, func(line []byte, cut int, _ bool) { fn(line, cut) })
+}
+
+// readLinesEnd is readLines that also says whether each line ended with a
+// newline: only the last line of r can be unterminated, and on a pipe that
+// means its writer stopped in the middle of it (or never ends its lines).
+func readLinesEnd(r io.Reader, max int, fn func(line []byte, cut int, ended bool)) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
 	cut := 0
@@ -30,7 +37,7 @@ func readLines(r io.Reader, max int, fn func(line []byte, cut int)) {
 		}
 		more := errors.Is(err, bufio.ErrBufferFull) // the line goes on
 		if end || (err != nil && !more && (len(line) > 0 || cut > 0)) {
-			fn(line, cut)
+			fn(line, cut, end)
 			line, cut = line[:0], 0
 		}
 		if err != nil && !more {

@@ -23,6 +23,15 @@ import (
 //	src, err := data.Open(ctx, data.Spec{Paths: []string{"new.csv"}, Unlabeled: true})
 //	err = f.Predict(ctx, m, src, os.Stdout)
 func (f *ModelFile) Predict(ctx context.Context, m Model, src data.Source, w io.Writer) error {
+	return f.PredictShards(ctx, m, src, src.Sharding().Part(0, 1).Shards(), w)
+}
+
+// PredictShards is Predict of the rows of the given virtual shards of src
+// (ascending), as a node that owns them writes its share: the outputs of
+// the parts of src.Sharding().Assign(n), one after the other, are byte for
+// byte what Predict writes. The feature columns are checked even when
+// shards is empty.
+func (f *ModelFile) PredictShards(ctx context.Context, m Model, src data.Source, shards []int, w io.Writer) error {
 	col := make(map[string]int, len(src.FeatureNames()))
 	for j, name := range src.FeatureNames() {
 		col[name] = j
@@ -44,7 +53,7 @@ func (f *ModelFile) Predict(ctx context.Context, m Model, src data.Source, w io.
 	buf := make([]float64, len(src.FeatureNames()))
 	out := make([]float64, m.Outputs())
 	var line []byte
-	for v := range src.Sharding().Shards() {
+	for _, v := range shards {
 		ts, err := src.ReadShards(ctx, []int{v})
 		if err != nil {
 			return err

@@ -20,7 +20,8 @@ import (
 const usage = `usage:
   dmlrun -np N [train.yaml]                train on N local processes (no train.yaml: the built-in default job)
   dmlrun node [-join ADDR,...] train.yaml  run one worker (started by hand or by a scheduler)
-  dmlrun predict -model M.json data.csv    predictions of a trained model, one line per row
+  dmlrun predict -model M.json data...     predictions of a trained model, one line per row
+  dmlrun predict -np N -model M.json [-o FILE|DIR/] data...  the same, rows split over N processes (or -hosts FILE)
   dmlrun bench allreduce [-np N] [flags]   allreduce bandwidth sweep (nccl-tests layout)
   dmlrun bench train -np N [train.yaml]    training throughput and step-time split
   dmlrun bench data -np N train.yaml      data loading: time, MB/s, peak memory, takeover; pandas beside
@@ -75,7 +76,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "node":
 		return nodeCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "predict":
-		return predictCmd(ctx, args[1:], stdout, stderr)
+		return predictCmd(ctx, args[1:], stdin, stdout, stderr)
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return launchCmd(ctx, args, stdout, stderr)

@@ -28,7 +28,11 @@ training: {batch_size: 64, steps: 120, eval_every: 40}
 `
 
 // nodePids lists the dmlrun node processes running in host i's namespace.
-func nodePids(b *testbed.Bed, i int) []int {
+func nodePids(b *testbed.Bed, i int) []int { return launchedPids(b, i, "node") }
+
+// launchedPids lists the processes of `dmlrun CMD -launched ...` (a
+// launcher's workers) running in host i's namespace.
+func launchedPids(b *testbed.Bed, i int, cmd string) []int {
 	out, _ := exec.Command("ip", "netns", "pids", b.Hosts[i].NS).Output()
 	var pids []int
 	for _, f := range strings.Fields(string(out)) {
@@ -37,7 +41,7 @@ func nodePids(b *testbed.Bed, i int) []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmdline), "node\x00-launched") && !isZombie(pid) {
+		if strings.Contains(string(cmdline), cmd+"\x00-launched") && !isZombie(pid) {
 			pids = append(pids, pid)
 		}
 	}
