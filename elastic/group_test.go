@@ -1,0 +1,142 @@
+package elastic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dmlrun/dmlrun/ring"
+)
+
+// sum is the State of the package documentation's program.
+type sum struct {
+	step, rank, size int
+	total            float64
+}
+
+func (s *sum) Step() int               { return s.step }
+func (s *sum) Encode() ([]byte, error) { return json.Marshal([2]float64{float64(s.step), s.total}) }
+func (s *sum) Decode(step int, b []byte) error {
+	var v [2]float64
+	err := json.Unmarshal(b, &v)
+	s.step, s.total = step, v[1]
+	return err
+}
+func (s *sum) Resize(_ context.Context, c *Comm) error { s.rank, s.size = c.Rank(), c.Size(); return nil }
+
+// TestGroupSurvivesAMemberLeaving runs the documentation's program in 4
+// Groups of this process; one is closed mid-run (its connections drop as a
+// killed process's would). The other three re-form the ring and finish all
+// 100 steps with the total of an undisturbed run.
+func TestGroupSurvivesAMemberLeaving(t *testing.T) {
+	const steps, n = 100, 1000
+	want := float64(steps) * n * (n + 1) / 2
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	groups := make([]*Group, 4)
+	for i := range groups {
+		cfg := DefaultLocalConfig()
+		cfg.Cluster, cfg.Secret, cfg.Nodes, cfg.Slot = "sum", []byte("change me"), 4, i
+		cfg.Logger = quietLogger()
+		if i > 0 {
+			cfg.Join = []string{groups[0].Addr()}
+		}
+		g, err := Start(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups[i] = g
+	}
+	victim := 2
+	stepped := make(chan struct{})
+	var once sync.Once
+	states := make([]*sum, len(groups))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		s := &sum{}
+		states[i] = s
+		gctx, gcancel := context.WithCancel(ctx)
+		wg.Go(func() {
+			defer gcancel()
+			errs[i] = g.Run(gctx, s, func(ctx context.Context, c *Comm) error {
+				if s.step == steps {
+					return ErrStop
+				}
+				if i == victim && s.step == 30 {
+					once.Do(func() { close(stepped) })
+					<-gctx.Done() // the test closes this member now
+					return gctx.Err()
+				}
+				v := []float64{0}
+				for j := s.rank; j < n; j += s.size {
+					v[0] += float64(j + 1)
+				}
+				if err := c.AllReduce(ctx, ring.Sum, v); err != nil {
+					return err
+				}
+				s.total += v[0]
+				s.step++
+				return nil
+			})
+		})
+		if i == victim {
+			go func() {
+				<-stepped
+				g.Close()
+				gcancel()
+			}()
+		}
+	}
+	wg.Wait()
+	for i, s := range states {
+		if i == victim {
+			if !errors.Is(errs[i], context.Canceled) {
+				t.Errorf("the closed member: %v", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil || s.step != steps || s.total != want {
+			t.Errorf("member %d: %v, step %d, total %v; want %d steps and %v", i, errs[i], s.step, s.total, steps, want)
+		}
+	}
+	for i, g := range groups {
+		if i != victim {
+			g.Close()
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultLANConfig()
+	good.Nodes = 3
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Cluster = "" }, "Config.Cluster: empty"},
+		{func(c *Config) { c.Nodes = 0 }, "Config.Nodes: 0"},
+		{func(c *Config) { c.MinNodes = 4 }, "Config.MinNodes: 4: want 1 to Nodes (3)"},
+		{func(c *Config) { c.Gossip = nil }, "Config.Gossip: nil"},
+		{func(c *Config) { c.StepTimeout = 0 }, "Config.StepTimeout: 0s"},
+		{func(c *Config) { c.RejoinTimeout = 10 * time.Millisecond }, "Config.RejoinTimeout: 10ms is shorter than two Ticks"},
+		{func(c *Config) { c.Bind = "h:99999" }, "Config.Bind: bad port"},
+	} {
+		c := good
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
