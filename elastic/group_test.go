@@ -28,7 +28,10 @@ func (s *sum) Decode(step int, b []byte) error {
 	s.step, s.total = step, v[1]
 	return err
 }
-func (s *sum) Resize(_ context.Context, c *Comm) error { s.rank, s.size = c.Rank(), c.Size(); return nil }
+func (s *sum) Resize(_ context.Context, c *Comm) error {
+	s.rank, s.size = c.Rank(), c.Size()
+	return nil
+}
 
 // TestGroupSurvivesAMemberLeaving runs the documentation's program in 4
 // Groups of this process; one is closed mid-run (its connections drop as a
