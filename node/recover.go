@@ -84,7 +84,11 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 				ErrQuorumLost, len(t.w.members), t.cfg.Cluster.MinNodes, t.cfg.Cluster.RejoinTimeout.Duration, last)
 		}
 		view := t.w.liveView(ctx)
-		if q := elastic.Quorum(view, t.w.members); 2*q <= len(t.w.members) || len(view) < t.cfg.Cluster.MinNodes {
+		// A live member of a higher term went on without this node: it is
+		// behind and joins like a new node (that member's quorum guards
+		// the ring). Otherwise quorum counts against its last ring.
+		behind := slices.ContainsFunc(view, func(m Member) bool { return m.Term > t.w.term })
+		if q := elastic.Quorum(view, t.w.members); !behind && (2*q <= len(t.w.members) || len(view) < t.cfg.Cluster.MinNodes) {
 			last = fmt.Errorf("only %d of the last ring's %d nodes reachable", q, len(t.w.members))
 			// This node may be the one cut off (stopped, partitioned): its
 			// gossip then thinks everyone else dead and talks to no one.

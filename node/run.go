@@ -259,6 +259,7 @@ type worker struct {
 	epoch   uint32          // id of the current ring epoch
 	members []Member        // the last ring that may have committed (see formRing), in rank order
 	rings   map[uint32]bool // epochs of every ring this node was connected into
+	term    uint32          // this node's term (Meta.Term) since its last ring
 	comm    *Comm
 	tl      *recorder // this node's timeline part, nil without
 }
@@ -304,6 +305,19 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 		w.rings = map[uint32]bool{}
 	}
 	w.rings[epoch] = true
+	// The term (a Lamport clock of rings, see elastic.Core): gossiped from
+	// the commit point, so that a node left behind learns that the others
+	// went on without it even if this ring never completes its agreement.
+	for _, m := range members {
+		w.term = max(w.term, m.Term)
+	}
+	w.term++
+	if w.mem != nil {
+		if err := w.mem.SetRingTerm(epoch, w.term); err != nil {
+			comm.Close()
+			return err
+		}
+	}
 	actx, cancel := phase()
 	defer cancel()
 	if err := agreeOnView(actx, comm, members, w.tl); err != nil {
@@ -313,11 +327,6 @@ func (w *worker) formRing(ctx context.Context, members []Member, epoch uint32, w
 	w.comm, w.epoch = comm, epoch
 	w.progress.setRing(rank, len(members))
 	w.prom.ring(comm, epoch)
-	if w.mem != nil && w.mem.Ring() != epoch {
-		if err := w.mem.SetRing(epoch); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
