@@ -95,30 +95,9 @@ const (
 	ResampleUnder = "under" // every class cut down to the smallest class's count
 )
 
-// task says what the labels mean, as far as the config alone tells:
-// regression, binary, multiclass, or "" when it cannot tell.
-func (c *Config) task() string {
-	switch c.Model.Kind {
-	case "linear":
-		return "regression"
-	case "logistic":
-		return "binary"
-	case "softmax":
-		return "multiclass"
-	case "mlp":
-		if c.Model.Output != "" {
-			return c.Model.Output
-		}
-		if s := c.Data.Synthetic; s != nil && c.Data.Format == "synthetic" {
-			return s.Task
-		}
-	}
-	return ""
-}
-
 // validateImbalance checks model.class_weight and data.resample.
 func (c *Config) validateImbalance(bad func(field, format string, args ...any)) {
-	task := c.task()
+	task := c.Task()
 	if r := c.Data.Resample; r != "" {
 		switch {
 		case r != ResampleOver && r != ResampleUnder:

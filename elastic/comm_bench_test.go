@@ -1,6 +1,8 @@
-package elastic
+package elastic_test
 
 import (
+	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +17,7 @@ func BenchmarkAllReduce(b *testing.B) {
 	for _, n := range []int{2, 4} {
 		for _, bytes := range []int{8, 64 << 10, 16 << 20} {
 			b.Run(fmt.Sprintf("n=%d/%dB", n, bytes), func(b *testing.B) {
-				comms := startComms(b, n, testConfig())
+				comms := elastictest.Comms(b, n, elastictest.Config())
 				bufs := make([][]float32, n)
 				for r := range bufs {
 					bufs[r] = make([]float32, bytes/4)
@@ -23,9 +25,9 @@ func BenchmarkAllReduce(b *testing.B) {
 				b.SetBytes(int64(bytes))
 				b.ReportAllocs()
 				b.ResetTimer()
-				errs := parallel(comms, func(c *Comm) error {
+				errs := elastictest.Parallel(comms, func(c *elastic.Comm) error {
 					for range b.N {
-						if err := AllReduce(context.Background(), c, ring.Max, bufs[c.Rank()], bufs[c.Rank()]); err != nil {
+						if err := elastic.AllReduce(context.Background(), c, ring.Max, bufs[c.Rank()], bufs[c.Rank()]); err != nil {
 							return err
 						}
 					}

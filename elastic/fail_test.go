@@ -1,6 +1,8 @@
-package elastic
+package elastic_test
 
 import (
+	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"context"
 	"errors"
 	"strings"
@@ -17,16 +19,16 @@ func TestHugeVector(t *testing.T) {
 		t.Skip("200 MiB per rank")
 	}
 	const n, length = 3, 50<<20 + 7
-	comms := startComms(t, n, testConfig())
+	comms := elastictest.Comms(t, n, elastictest.Config())
 	bufs := make([][]float32, n)
-	errs := parallel(comms, func(c *Comm) error {
+	errs := elastictest.Parallel(comms, func(c *elastic.Comm) error {
 		buf := make([]float32, length)
 		for i := 0; i < length; i += 4099 {
 			buf[i] = float32(c.Rank() + 1)
 		}
 		buf[length-1] = float32(c.Rank() * 10)
 		bufs[c.Rank()] = buf
-		return AllReduce(context.Background(), c, ring.Sum, buf, buf)
+		return elastic.AllReduce(context.Background(), c, ring.Sum, buf, buf)
 	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -48,10 +50,10 @@ func TestHugeVector(t *testing.T) {
 // two fail by their deadline with an error that names a peer rank and the
 // step, and later calls on the broken communicator fail at once.
 func TestSilentRankTCP(t *testing.T) {
-	comms := startComms(t, 3, testConfig())
+	comms := elastictest.Comms(t, 3, elastictest.Config())
 	const deadline = 400 * time.Millisecond
 	start := time.Now()
-	errs := parallel(comms, func(c *Comm) error {
+	errs := elastictest.Parallel(comms, func(c *elastic.Comm) error {
 		if c.Rank() == 2 {
 			return nil
 		}
@@ -83,10 +85,10 @@ func TestSilentRankTCP(t *testing.T) {
 // others are in a large allreduce; they fail at once, long before the
 // deadline.
 func TestRankClosesMidCollective(t *testing.T) {
-	comms := startComms(t, 4, testConfig())
+	comms := elastictest.Comms(t, 4, elastictest.Config())
 	started := make(chan struct{})
 	start := time.Now()
-	errs := parallel(comms, func(c *Comm) error {
+	errs := elastictest.Parallel(comms, func(c *elastic.Comm) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if c.Rank() == 1 {
@@ -98,7 +100,7 @@ func TestRankClosesMidCollective(t *testing.T) {
 			close(started)
 		}
 		for range 50 {
-			if err := AllReduce(ctx, c, ring.Sum, buf, buf); err != nil {
+			if err := elastic.AllReduce(ctx, c, ring.Sum, buf, buf); err != nil {
 				return err
 			}
 		}

@@ -178,7 +178,7 @@ type driver struct {
 	comm   *Comm
 	epoch  uint32
 	ring   []Member
-	wait   backoff
+	wait   Backoff
 	last   time.Time // of the last tick
 	formed bool      // a ring formed once
 	done   bool
@@ -203,14 +203,15 @@ func (d *driver) tick() {
 func (d *driver) view(ctx context.Context) {
 	mem := d.g.membership()
 	all := mem.Members()
-	live := liveOf(ctx, all, mem.Name())
+	live := LiveMembers(ctx, all, mem.Name())
 	d.core.View(all, live)
 }
 
-// liveOf returns the members (in ring order) whose data plane accepts a
-// connection: a killed process refuses at once, a stopped or cut-off one
-// does not answer within the probe timeout.
-func liveOf(ctx context.Context, ms []Member, self string) []Member {
+// LiveMembers returns the members of ms (in their order) whose data plane
+// accepts a connection, self (a name) included without asking: a killed
+// process refuses at once, a stopped or cut-off one does not answer within
+// the probe timeout (300 ms).
+func LiveMembers(ctx context.Context, ms []Member, self string) []Member {
 	alive := make([]bool, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
@@ -247,7 +248,7 @@ func (d *driver) do(ctx context.Context, a Action) error {
 		for i, m := range a.Members {
 			addrs[i] = m.Data
 		}
-		cctx, cancel := context.WithTimeout(ctx, d.wait.next())
+		cctx, cancel := context.WithTimeout(ctx, d.wait.Next())
 		c, err := NewComm(cctx, g.ln, CommConfig{Transport: g.tcfg, Epoch: a.Epoch, Timeout: g.cfg.StepTimeout}, a.Rank, addrs)
 		cancel()
 		if err == nil {
@@ -276,7 +277,7 @@ func (d *driver) do(ctx context.Context, a Action) error {
 	case Leave:
 		d.close()
 	case Rejoin:
-		d.rejoin(ctx, a.Members)
+		d.g.membership().Knock(ctx, a.Members)
 	case Renew:
 		return d.renew(ctx)
 	case Fail:
@@ -296,7 +297,7 @@ func (d *driver) agree(ctx context.Context, a Agree) ([]int, []uint64, error) {
 	// still meet, and one that gave up on this attempt (its connect timed
 	// out as the others' completed) does not hold the others for a
 	// StepTimeout.
-	actx, cancel := context.WithTimeout(ctx, d.wait.d)
+	actx, cancel := context.WithTimeout(ctx, d.wait.Last())
 	defer cancel()
 	if err := d.comm.AllReduce(actx, ring.Sum, v); err != nil {
 		return nil, nil, err
@@ -382,7 +383,7 @@ func (d *driver) train(ctx context.Context, a Train) error {
 		what = "ring re-formed"
 	}
 	level(what, "size", c.Size(), "rank", c.Rank(), "epoch", a.Epoch, "step", a.Step, "ring", ringNames(d.ring))
-	d.formed, d.wait = true, backoff{}
+	d.formed, d.wait = true, Backoff{}
 	seen := mem.Generation()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -414,21 +415,6 @@ func (d *driver) train(ctx context.Context, a Train) error {
 			return nil // a member to let in: the core left the ring
 		}
 	}
-}
-
-// rejoin asks the gossip of the given members to take this node back (it
-// refutes being dead); quick and best effort.
-func (d *driver) rejoin(ctx context.Context, ms []Member) {
-	mem := d.g.membership()
-	var addrs []string
-	for _, m := range ms {
-		if m.Name != mem.Name() {
-			addrs = append(addrs, m.Gossip)
-		}
-	}
-	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	_ = mem.Join(jctx, addrs)
 }
 
 // renew comes back under a fresh gossip name (the others hold the old one
@@ -472,13 +458,17 @@ func ringNames(ms []Member) string {
 	return strings.Join(s, " -> ")
 }
 
-// backoff is the connect deadline of successive ring attempts. An attempt
+// Backoff is the connect deadline of successive ring attempts. An attempt
 // whose view is stale (a peer that just died still accepted the probe) fails
 // at its deadline: start short, back off to 2 s. A random part keeps nodes
 // whose attempts fail together from starting each next one in lockstep.
-type backoff struct{ d time.Duration }
+type Backoff struct{ d time.Duration }
 
-func (b *backoff) next() time.Duration {
+// Next is the deadline of the next attempt.
+func (b *Backoff) Next() time.Duration {
 	b.d = min(max(2*b.d, 250*time.Millisecond), 2*time.Second)
 	return b.d/2 + rand.N(b.d/2)
 }
+
+// Last is the back-off of the last attempt (0 before the first).
+func (b *Backoff) Last() time.Duration { return b.d }

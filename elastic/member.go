@@ -482,6 +482,21 @@ func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, err
 	return n, nil
 }
 
+// Knock asks the gossip of the members ms to take this node back (it
+// refutes being dead: it may be the one that was cut off); quick and best
+// effort.
+func (m *Membership) Knock(ctx context.Context, ms []Member) {
+	var addrs []string
+	for _, x := range ms {
+		if x.Name != m.Name() {
+			addrs = append(addrs, x.Gossip)
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_ = m.Join(jctx, addrs)
+}
+
 func (m *Membership) notify() {
 	m.gen.Add(1)
 	m.mu.Lock()

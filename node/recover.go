@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dmlrun/dmlrun/elastic"
@@ -60,7 +57,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	}
 	deadline := failed.Add(t.cfg.Cluster.RejoinTimeout.Duration)
 	var last error
-	var wait backoff
+	var wait elastic.Backoff
 	renewed := false
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -93,11 +90,11 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			// This node may be the one cut off (stopped, partitioned): its
 			// gossip then thinks everyone else dead and talks to no one.
 			// Knock on the last ring's doors.
-			t.w.rejoin(ctx, old)
+			t.w.mem.Knock(ctx, old)
 			t.w.mem.WaitChange(ctx, 250*time.Millisecond)
 			continue
 		}
-		if err := t.tryRing(ctx, view, wait.next()); err != nil {
+		if err := t.tryRing(ctx, view, wait.Next()); err != nil {
 			last = err
 			t.log.Debug("ring attempt failed", "attempt", attempt, "err", err)
 			t.w.mem.WaitChange(ctx, 100*time.Millisecond)
@@ -117,18 +114,6 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 		t.w.tl.ringReformed(failed, t.comm.Rank(), t.comm.Size(), t.done)
 		return nil
 	}
-}
-
-// backoff is the connect deadline of successive ring attempts. An attempt
-// whose view is stale (a peer that just died still accepted the probe) fails
-// at its deadline: start short, back off to 2 s. A random part keeps nodes
-// whose attempts fail together from starting each next one in lockstep,
-// out of phase with the others.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	b.d = min(max(2*b.d, 250*time.Millisecond), 2*time.Second)
-	return b.d/2 + rand.N(b.d/2)
 }
 
 // tryRing makes one attempt at the ring of view: it connects (waiting at
@@ -252,32 +237,7 @@ func lost(old, now []Member) string {
 // not wait for gossip to declare it dead; a stopped or cut-off one does not
 // answer within the probe timeout.
 func (w *worker) liveView(ctx context.Context) []Member {
-	ms := w.mem.Members()
-	alive := make([]bool, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		if m.Name == w.mem.Name() {
-			alive[i] = true
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := net.Dialer{Timeout: 300 * time.Millisecond}
-			if c, err := d.DialContext(ctx, "tcp", m.Data); err == nil {
-				c.Close()
-				alive[i] = true
-			}
-		}()
-	}
-	wg.Wait()
-	var out []Member
-	for i, m := range ms {
-		if alive[i] {
-			out = append(out, m)
-		}
-	}
-	return out
+	return elastic.LiveMembers(ctx, w.mem.Members(), w.mem.Name())
 }
 
 // renewAfter is how long a recovery must have failed before an evicted
@@ -306,18 +266,4 @@ func (w *worker) renew(ctx context.Context, ring []Member) error {
 	w.log = w.baseLog.With("node", mem.Name())
 	w.log.Warn("the others evicted this node (it was stopped or cut off): rejoining as a new member", "old name", old, Notice)
 	return nil
-}
-
-// rejoin asks the gossip of the given members to take this node back (it
-// refutes being dead); quick and best effort.
-func (w *worker) rejoin(ctx context.Context, ms []Member) {
-	var addrs []string
-	for _, m := range ms {
-		if m.Name != w.mem.Name() {
-			addrs = append(addrs, m.Gossip)
-		}
-	}
-	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	_ = w.mem.Join(jctx, addrs)
 }

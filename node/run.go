@@ -227,9 +227,9 @@ func (w *worker) join(ctx, wctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var wait backoff
+	var wait elastic.Backoff
 	for {
-		err := t.tryRing(wctx, w.liveView(wctx), wait.next())
+		err := t.tryRing(wctx, w.liveView(wctx), wait.Next())
 		if err == nil {
 			w.log.Info("joined the ring", "size", len(w.members), "ring", ringString(w.members), "at step", t.done, Notice)
 			return t.run(ctx)
