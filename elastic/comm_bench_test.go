@@ -1,11 +1,11 @@
 package elastic_test
 
 import (
-	"github.com/dmlrun/dmlrun/elastic"
-	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"testing"
 
 	"github.com/dmlrun/dmlrun/ring"

@@ -1,10 +1,10 @@
 package elastic_test
 
 import (
-	"github.com/dmlrun/dmlrun/elastic"
-	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"context"
 	"errors"
+	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"strings"
 	"testing"
 	"time"
