@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,3 +145,80 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestGroupAdmitsAJoiner: three Groups run the documentation's program; a
+// fourth, with no state (step -1), starts mid-run. It is let in at a step
+// boundary, receives the state, and all four finish with the total of an
+// undisturbed run; the ring grew to 4.
+func TestGroupAdmitsAJoiner(t *testing.T) {
+	const steps, n = 400, 1000
+	want := float64(steps) * n * (n + 1) / 2
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := func(i int, join string) *Group {
+		cfg := DefaultLocalConfig()
+		cfg.Cluster, cfg.Secret, cfg.Nodes, cfg.Slot, cfg.Logger = "sum", []byte("change me"), 3, i, testLogger(t)
+		if join != "" {
+			cfg.Join = []string{join}
+		}
+		g, err := Start(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		return g
+	}
+	var sizes [4]atomic.Int64
+	mid := make(chan struct{})
+	var once sync.Once
+	run := func(i int, g *Group, s *sum) error {
+		return g.Run(ctx, s, func(ctx context.Context, c *Comm) error {
+			if s.step == steps {
+				return ErrStop
+			}
+			if s.step == 40 {
+				once.Do(func() { close(mid) })
+			}
+			v := []float64{0}
+			for j := s.rank; j < n; j += s.size {
+				v[0] += float64(j + 1)
+			}
+			if err := c.AllReduce(ctx, ring.Sum, v); err != nil {
+				return err
+			}
+			s.total += v[0]
+			s.step++
+			sizes[i].Store(int64(c.Size()))
+			time.Sleep(time.Millisecond) // a step that lasts, so that the joiner arrives mid-run
+			return nil
+		})
+	}
+	g0 := start(0, "")
+	groups := []*Group{g0, start(1, g0.Addr()), start(2, g0.Addr())}
+	states := []*sum{{}, {}, {}, {step: -1}}
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() { errs[i] = run(i, g, states[i]) })
+	}
+	<-mid
+	joiner := start(3, g0.Addr())
+	wg.Go(func() { errs[3] = run(3, joiner, states[3]) })
+	wg.Wait()
+	for i, s := range states {
+		if errs[i] != nil || s.step != steps || s.total != want {
+			t.Errorf("member %d: %v, step %d, total %v; want %d steps and %v", i, errs[i], s.step, s.total, steps, want)
+		}
+		if got := sizes[i].Load(); got != 4 {
+			t.Errorf("member %d ended in a ring of %d, want 4", i, got)
+		}
+	}
+}
+
+// testLogger logs to t with -v and ELASTIC_TEST_LOG set, else nowhere.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("ELASTIC_TEST_LOG") == "" {
+		return quietLogger()
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
