@@ -45,7 +45,7 @@ wait_for() {
 ms=()
 for ((k = 1; k <= trials; k++)); do
   log="$work/log.$k"
-  "$bin" -np "$np" "$work/train.yaml" 2>"$log" >/dev/null &
+  "$bin" -np "$np" -v "$work/train.yaml" 2>"$log" >/dev/null &
   job=$!
   wait_for "$log" 'msg=training' 120
   sleep "0.$((RANDOM % 9 + 1))"       # let it train a random while
