@@ -32,11 +32,11 @@ func (t *trainer) checkpointPath() string {
 // saveCheckpoint writes the state atomically (rank 0 only: every node holds
 // the same θ).
 func (t *trainer) saveCheckpoint() error {
-	if t.comm.Rank() != 0 {
+	if t.comm().Rank() != 0 {
 		return nil
 	}
 	b, err := json.Marshal(checkpoint{RunDigest: t.cfg.Digest(), Step: t.done, Theta: t.appendTheta(nil),
-		OptState: t.appendState(nil), WorldSize: t.comm.Size(), Written: time.Now().UTC()})
+		OptState: t.appendState(nil), WorldSize: t.comm().Size(), Written: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -74,47 +74,32 @@ func readCheckpoint(path, digest string, params, stateLen, steps int) (checkpoin
 }
 
 // resumeFromCheckpoint loads the newest checkpoint any node can read: each
-// node offers the step of its copy, and the lowest rank holding the newest
-// one broadcasts θ, the optimizer state and the step to all.
+// node that has one takes its θ, optimizer state and step, and the ring
+// then syncs as after a failure (syncState): the lowest rank at the newest
+// step sends its state to the others.
 func (t *trainer) resumeFromCheckpoint(ctx context.Context) error {
-	c := t.comm
-	mine := -1.0
+	has := []float64{0}
 	ck, err := readCheckpoint(t.checkpointPath(), t.cfg.Digest(), t.paramsLen(), t.stateLen(), t.steps)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return fmt.Errorf("-resume: %w", err)
 	default:
-		mine = float64(ck.Step)
+		t.setTheta(ck.Theta)
+		if err := t.setState(ck.OptState); err != nil {
+			return fmt.Errorf("-resume: %s: %w", t.checkpointPath(), err)
+		}
+		t.done, has[0] = ck.Step, 1
 	}
-	v := []float64{mine}
-	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
+	if err := t.comm().AllReduce(ctx, ring.Max, has); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
-	if v[0] < 0 {
+	if has[0] == 0 {
 		return fmt.Errorf("-resume: no node has a checkpoint (looked for %s)", t.checkpointPath())
 	}
-	root := []float64{float64(c.Size())}
-	if mine == v[0] {
-		root[0] = float64(c.Rank())
-	}
-	if err := c.AllReduce(ctx, ring.Min, root); err != nil {
+	if err := t.syncState(ctx); err != nil {
 		return fmt.Errorf("-resume: %w", err)
 	}
-	P := t.paramsLen()
-	buf := make([]float64, P+t.stateLen())
-	if mine == v[0] {
-		copy(buf, ck.Theta)
-		copy(buf[P:], ck.OptState)
-	}
-	if err := c.Broadcast(ctx, int(root[0]), buf); err != nil {
-		return fmt.Errorf("-resume: %w", err)
-	}
-	t.setTheta(buf)
-	if err := t.setState(buf[P:]); err != nil {
-		return fmt.Errorf("-resume: %w", err)
-	}
-	t.done = int(v[0])
-	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), noticeIf(t.comm.Rank() == 0))
+	t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), noticeIf(t.comm().Rank() == 0))
 	return nil
 }

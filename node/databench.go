@@ -26,7 +26,7 @@ type DataBench struct {
 
 // benchData measures the data path instead of training (Options.DataBench).
 func (t *trainer) benchData(ctx context.Context) (*Result, error) {
-	c, d := t.comm, t.data
+	c, d := t.comm(), t.data
 	b := &DataBench{Rank: c.Rank(), Size: c.Size(), Rows: d.train.Len(), DataBytes: d.train.Bytes(),
 		LoadSec: d.readTook.Seconds(), PeakRSS: peakRSS()}
 	if sb, ok := d.trainSrc.(interface{ ShardBytes(v int) int64 }); ok {

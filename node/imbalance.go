@@ -91,10 +91,10 @@ func (t *trainer) shareClassCounts(ctx context.Context, root int) error {
 		return nil
 	}
 	buf := make([]float64, t.data.classCountsLen(t.cfg))
-	if t.comm.Rank() == root {
+	if t.comm().Rank() == root {
 		copy(buf, t.data.classCounts)
 	}
-	if err := t.comm.Broadcast(ctx, root, buf); err != nil {
+	if err := t.comm().Broadcast(ctx, root, buf); err != nil {
 		return err
 	}
 	t.data.classCounts = buf
@@ -180,7 +180,7 @@ func (t *trainer) setupImbalance() error {
 		t.resample, t.perEpoch, t.batch = r, r.StepsPerEpoch(), r.BatchSize()
 		attrs = append(attrs, "resample", mode, "rows per epoch", r.EpochRows(), "steps per epoch", t.perEpoch)
 	}
-	t.log.Info("class balance", append(attrs, noticeIf(t.comm != nil && t.comm.Rank() == 0))...)
+	t.log.Info("class balance", append(attrs, noticeIf(t.comm() != nil && t.comm().Rank() == 0))...)
 	return nil
 }
 
@@ -207,7 +207,7 @@ func (t *trainer) ownBatch(step int) error {
 func (t *trainer) noteClasses(c *candidate, step int, m train.Metrics) {
 	c.lastMetrics = m
 	r := m.Class
-	if r == nil || t.comm.Rank() != 0 || t.searching() {
+	if r == nil || t.comm().Rank() != 0 || t.searching() {
 		return
 	}
 	auc := "n/a"

@@ -212,7 +212,7 @@ training: {batch_size: %d, steps: %d%s}
 					for _, tr := range trs {
 						for i := range theta {
 							if d := math.Abs(tr.cands[0].theta[i] - theta[i]); d > 1e-12*math.Max(1, math.Abs(theta[i])) {
-								t.Fatalf("step %d, rank %d: θ[%d] = %v, the reference %v", step, tr.comm.Rank(), i, tr.cands[0].theta[i], theta[i])
+								t.Fatalf("step %d, rank %d: θ[%d] = %v, the reference %v", step, tr.comm().Rank(), i, tr.cands[0].theta[i], theta[i])
 							}
 						}
 					}

@@ -44,7 +44,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 	}
 	t.w.tl.ringFailed(failed, cause, t.done)
 	old := t.w.members
-	t.comm.Close()
+	t.comm().Close()
 	t.w.progress.setPhase(PhaseRecovering)
 	if !errors.Is(cause, errNewMember) {
 		t.recoveries++
@@ -101,7 +101,7 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			continue
 		}
 		level := t.log.Debug
-		if t.comm.Rank() == 0 {
+		if t.comm().Rank() == 0 {
 			level = t.log.Info // once per recovery, by the new ring's rank 0
 		}
 		t.w.prom.recovered(cause)
@@ -110,8 +110,8 @@ func (t *trainer) recover(ctx context.Context, cause error) error {
 			msg = "ring re-formed"
 		}
 		level(msg, "lost", lost(old, view), "joined", lost(view, old), "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(view)),
-			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond), noticeIf(t.comm.Rank() == 0))
-		t.w.tl.ringReformed(failed, t.comm.Rank(), t.comm.Size(), t.done)
+			"ring", ringString(view), "epoch", t.w.epoch, "resume at step", t.done, "pause", time.Since(failed).Round(time.Millisecond), noticeIf(t.comm().Rank() == 0))
+		t.w.tl.ringReformed(failed, t.comm().Rank(), t.comm().Size(), t.done)
 		return nil
 	}
 }
@@ -127,24 +127,23 @@ func (t *trainer) tryRing(ctx context.Context, view []Member, wait time.Duration
 	if err := t.w.formRing(ctx, view, elastic.EpochOf(view), wait); err != nil {
 		return err
 	}
-	t.comm = t.w.comm
-	t.log = t.w.log.With("rank", t.comm.Rank())
+	t.log = t.w.log.With("rank", t.comm().Rank())
 	rctx, cancel := context.WithTimeout(ctx, t.cfg.Cluster.Timeout.Duration)
 	defer cancel()
 	if err := t.resume(rctx); err != nil {
-		t.comm.Close()
+		t.comm().Close()
 		return err
 	}
 	return nil
 }
 
-// resume brings every member of the new ring to the same step and state,
-// and re-shards the rows. A node behind (it missed the last step, or it just
-// joined and has nothing) receives from the lowest rank that is furthest
-// ahead: first the data's shape and standardization, then θ, the optimizer
-// state and the step.
-func (t *trainer) resume(ctx context.Context) error {
-	c := t.comm
+// syncState brings every member of the ring to the state of the lowest
+// rank at the highest step: a node behind (it missed the last step, it just
+// joined and has nothing, or it resumes without a checkpoint of its own)
+// receives the data's shape and standardization, then θ, the optimizer
+// state and the step. Recovery, joins and -resume all go through it.
+func (t *trainer) syncState(ctx context.Context) error {
+	c := t.comm()
 	v := []float64{float64(t.done), -float64(t.done)}
 	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return err
@@ -182,6 +181,16 @@ func (t *trainer) resume(ctx context.Context) error {
 		}
 		t.done = high
 	}
+	return nil
+}
+
+// resume brings every member of the new ring to the same step and state
+// (syncState) and re-shards the rows.
+func (t *trainer) resume(ctx context.Context) error {
+	c := t.comm()
+	if err := t.syncState(ctx); err != nil {
+		return err
+	}
 	d, err := loadData(ctx, c, t.w.members, t.cfg, t.data)
 	if err != nil {
 		return err
@@ -204,7 +213,7 @@ func (t *trainer) resume(ctx context.Context) error {
 func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 	f := t.data.features
 	buf := make([]float64, 2+2*f)
-	if t.comm.Rank() == root {
+	if t.comm().Rank() == root {
 		buf[0] = float64(t.data.classes)
 		if t.data.mean != nil {
 			buf[1] = 1
@@ -212,7 +221,7 @@ func (t *trainer) shareDataShape(ctx context.Context, root int) error {
 			copy(buf[2+f:], t.data.std)
 		}
 	}
-	if err := t.comm.Broadcast(ctx, root, buf); err != nil {
+	if err := t.comm().Broadcast(ctx, root, buf); err != nil {
 		return err
 	}
 	t.data.classes = int(buf[0])

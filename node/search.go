@@ -82,7 +82,7 @@ func (t *trainer) best(ctx context.Context) (*candidate, error) {
 			len(t.cands), t.cands[0].spec, t.cands[0].stopReason)
 	}
 	t.log.Info("search done", "best", top.id, "settings", top.spec.String(), "validation "+metric, score(top.val, task, metric),
-		"candidates", len(t.cands), noticeIf(t.comm.Rank() == 0))
+		"candidates", len(t.cands), noticeIf(t.comm().Rank() == 0))
 	return top, nil
 }
 
@@ -192,5 +192,5 @@ func (t *trainer) noteSearchEval(ctx context.Context, level slog.Level, step int
 		return
 	}
 	t.log.Log(ctx, level, "eval", "step", step, "best test "+top.lastEval.Metric, top.lastEval.Value, "candidate", top.id,
-		"settings", top.spec.String(), "training", fmt.Sprintf("%d of %d", training, len(t.cands)), noticeIf(t.comm.Rank() == 0))
+		"settings", top.spec.String(), "training", fmt.Sprintf("%d of %d", training, len(t.cands)), noticeIf(t.comm().Rank() == 0))
 }

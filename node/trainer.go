@@ -38,7 +38,6 @@ type trainer struct {
 	trainBuf   []int         // a batch's training rows (without the validation split)
 	valTables  []*data.Table // this node's validation rows
 	recoveries int           // ring failures recovered from
-	comm       *Comm         // w.comm: the current ring
 	cfg        *config.Config
 	log        *slog.Logger
 
@@ -58,6 +57,10 @@ type trainer struct {
 	seenGen                uint64
 	failedAt               time.Time // when the ring last failed, until the new ring completes a step
 }
+
+// comm is the current ring's communicator (the worker's: recovery replaces
+// it).
+func (t *trainer) comm() *Comm { return t.w.comm }
 
 // wantsReform reports whether gossip shows a live member of this job that is
 // not in the ring (a joiner, or a node back from a failure). It looks at the
@@ -88,7 +91,7 @@ func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
 		return nil, err
 	}
 	w.tl.dataLoaded(d)
-	t := &trainer{w: w, comm: w.comm, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d}
+	t := &trainer{w: w, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d}
 	if err := t.build(); err != nil {
 		return nil, err
 	}
@@ -170,7 +173,7 @@ func (t *trainer) build() error {
 
 // openMetrics gives rank 0 (whichever node that is now) the metrics file.
 func (t *trainer) openMetrics(appendTo bool) error {
-	if t.comm.Rank() != 0 || t.metrics != nil {
+	if t.comm().Rank() != 0 || t.metrics != nil {
 		return nil
 	}
 	var err error
@@ -201,7 +204,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		t.v[cnt+1] = 1
 	}
 	t1 := time.Now()
-	if err := t.comm.AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), ring.Sum, t.v); err != nil {
+	if err := t.comm().AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), ring.Sum, t.v); err != nil {
 		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
 	}
 	t2 := time.Now()
@@ -226,7 +229,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 			}
 			c.diverge(step, what) // a search goes on with the others
 			t.log.Warn("candidate diverged", "candidate", c.id, "settings", c.spec.String(), "step", step+1, "reason", c.stopReason,
-				noticeIf(t.comm.Rank() == 0))
+				noticeIf(t.comm().Rank() == 0))
 			continue
 		}
 		loss = math.Min(loss, c.loss)
@@ -251,7 +254,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if t.searching() {
 		attrs = append(attrs, "candidates", len(t.cands), "search metric", t.cfg.SearchMetric(task))
 	}
-	t.log.Info("training", append(attrs, noticeIf(t.comm.Rank() == 0))...)
+	t.log.Info("training", append(attrs, noticeIf(t.comm().Rank() == 0))...)
 	if t.w.resume {
 		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
 			return nil, err
@@ -362,10 +365,10 @@ func (t *trainer) finish(ctx context.Context, res *Result, loss float64) error {
 		}
 		res.Model = filepath.Join(t.cfg.Output.Dir, "model.json")
 	}
-	if err := t.comm.Barrier(ctx); err != nil {
+	if err := t.comm().Barrier(ctx); err != nil {
 		return ringFailure(fmt.Errorf("confirming the outputs after the last step: %w", err))
 	}
-	res.Rank, res.Size = t.comm.Rank(), t.comm.Size()
+	res.Rank, res.Size = t.comm().Rank(), t.comm().Size()
 	return nil
 }
 
@@ -397,11 +400,11 @@ func (t *trainer) keptNote() string {
 // stood still: from the failure to the first step the new ring completed.
 func (t *trainer) firstStepAfterRecovery() {
 	t.w.prom.paused(time.Since(t.failedAt))
-	if t.comm.Rank() == 0 {
-		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm.Size(),
+	if t.comm().Rank() == 0 {
+		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm().Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
 	}
-	t.w.tl.recovered(t.done, t.comm.Size())
+	t.w.tl.recovered(t.done, t.comm().Size())
 	t.failedAt = time.Time{}
 }
 
@@ -417,7 +420,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 		return ringFailure(fmt.Errorf("evaluation after step %d: %w", step, err))
 	}
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
-	if t.comm.Rank() == 0 {
+	if t.comm().Rank() == 0 {
 		level = slog.LevelInfo
 	}
 	reg := t.cands[0].model.Task() == train.TaskRegression
@@ -444,7 +447,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 		if t.searching() {
 			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
 		} else {
-			attrs = append(attrs, noticeIf(t.comm.Rank() == 0))
+			attrs = append(attrs, noticeIf(t.comm().Rank() == 0))
 			t.w.prom.eval(m, reg)
 		}
 		t.log.Log(ctx, level, "eval", attrs...)
@@ -453,7 +456,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 			if t.searching() {
 				cand = c.id
 			}
-			if err := t.metrics.write(step, (step-1)/t.perEpoch, loss, m, reg, t.comm.Size(), elapsed, cand); err != nil {
+			if err := t.metrics.write(step, (step-1)/t.perEpoch, loss, m, reg, t.comm().Size(), elapsed, cand); err != nil {
 				return err
 			}
 		}
@@ -477,16 +480,16 @@ func (t *trainer) evalSums(ctx context.Context, tables []*data.Table, skip func(
 			train.Evaluate(c.model, c.theta, tab, c.eval)
 		}
 	}
-	return t.comm.AllReduce(ctx, ring.Sum, t.eval)
+	return t.comm().AllReduce(ctx, ring.Sum, t.eval)
 }
 
 // checkSameTheta compares a digest of θ across nodes (an allgather of one
 // number per rank) and names the nodes that differ from rank 0.
 func (t *trainer) checkSameTheta(ctx context.Context, step int) error {
-	n := t.comm.Size()
+	n := t.comm().Size()
 	d := make([]float64, n) // once every digestEvery steps: not the hot path
-	d[t.comm.Rank()] = t.thetaDigest()
-	if err := t.comm.AllGather(ctx, d); err != nil {
+	d[t.comm().Rank()] = t.thetaDigest()
+	if err := t.comm().AllGather(ctx, d); err != nil {
 		return ringFailure(fmt.Errorf("θ check after step %d: %w", step, err))
 	}
 	var bad []string
@@ -562,7 +565,7 @@ func (t *trainer) applyStoppingRule(ctx context.Context) error {
 		if t.searching() {
 			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
 		}
-		t.log.Info("stopping early", append(attrs, noticeIf(t.comm.Rank() == 0))...)
+		t.log.Info("stopping early", append(attrs, noticeIf(t.comm().Rank() == 0))...)
 	}
 	t.steps = t.runSteps()
 	return nil

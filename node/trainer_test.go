@@ -151,7 +151,7 @@ training: {batch_size: 64, steps: 2000`+val+`}
 		}
 		for _, tr := range trs { // the hooks did run
 			if got, want := testutil.ToFloat64(tr.w.prom.steps), float64(from-warm); got != want {
-				t.Errorf("%s: rank %d: dmlrun_steps_total %v after %v steps", model, tr.comm.Rank(), got, want)
+				t.Errorf("%s: rank %d: dmlrun_steps_total %v after %v steps", model, tr.comm().Rank(), got, want)
 			}
 		}
 	}
