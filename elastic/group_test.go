@@ -35,6 +35,21 @@ func (s *sum) Resize(_ context.Context, c *Comm) error {
 	return nil
 }
 
+// add is one step of the program: this rank's share of 1..n, allreduced,
+// added to the total.
+func (s *sum) add(ctx context.Context, c *Comm, n int) error {
+	v := []float64{0}
+	for j := s.rank; j < n; j += s.size {
+		v[0] += float64(j + 1)
+	}
+	if err := c.AllReduce(ctx, ring.Sum, v); err != nil {
+		return err
+	}
+	s.total += v[0]
+	s.step++
+	return nil
+}
+
 // TestGroupSurvivesAMemberLeaving runs the documentation's program in 4
 // Groups of this process; one is closed mid-run (its connections drop as a
 // killed process's would). The other three re-form the ring and finish all
@@ -79,16 +94,7 @@ func TestGroupSurvivesAMemberLeaving(t *testing.T) {
 					<-gctx.Done() // the test closes this member now
 					return gctx.Err()
 				}
-				v := []float64{0}
-				for j := s.rank; j < n; j += s.size {
-					v[0] += float64(j + 1)
-				}
-				if err := c.AllReduce(ctx, ring.Sum, v); err != nil {
-					return err
-				}
-				s.total += v[0]
-				s.step++
-				return nil
+				return s.add(ctx, c, n)
 			})
 		})
 		if i == victim {
@@ -179,15 +185,9 @@ func TestGroupAdmitsAJoiner(t *testing.T) {
 			if s.step == 40 {
 				once.Do(func() { close(mid) })
 			}
-			v := []float64{0}
-			for j := s.rank; j < n; j += s.size {
-				v[0] += float64(j + 1)
-			}
-			if err := c.AllReduce(ctx, ring.Sum, v); err != nil {
+			if err := s.add(ctx, c, n); err != nil {
 				return err
 			}
-			s.total += v[0]
-			s.step++
 			sizes[i].Store(int64(c.Size()))
 			time.Sleep(time.Millisecond) // a step that lasts, so that the joiner arrives mid-run
 			return nil

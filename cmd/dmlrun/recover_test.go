@@ -32,6 +32,23 @@ func startJob(t *testing.T, n int, cfg string) (*exec.Cmd, *syncBuffer, *syncBuf
 	return cmd, &stdout, &stderr
 }
 
+// killSlotAt runs `dmlrun -np n cfg`, kills the node of slot with SIGKILL
+// once the log shows key, and fails t unless the job then succeeds with
+// n-1 nodes holding the same θ. It returns the job's stdout and stderr.
+func killSlotAt(t *testing.T, n int, cfg, key string, slot int) (stdout, stderr *syncBuffer) {
+	t.Helper()
+	cmd, stdout, stderr := startJob(t, n, cfg)
+	waitForLog(t, stderr, key, time.Minute)
+	syscall.Kill(nodeOfSlot(t, cmd.Process.Pid, slot), syscall.SIGKILL)
+	if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if want := fmt.Sprintf("all %d nodes hold identical θ", n-1); !strings.Contains(stdout.String(), want) {
+		t.Fatalf("no %q after the kill:\nstdout %q\n%s", want, stdout.String(), stderr.String())
+	}
+	return stdout, stderr
+}
+
 func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration, log *syncBuffer) error {
 	t.Helper()
 	done := make(chan error, 1)

@@ -4,9 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -41,15 +39,7 @@ func TestEarlyStoppingThroughFailure(t *testing.T) {
 	body := strings.Replace(stoppingJob, "training: {", "training: {eval_every: 25, ", 1)
 	ref, _ := trainNP(t, 1, jobConfig(t, dir, body))
 	cfg := jobConfig(t, dir, body)
-	cmd, stdout, stderr := startJob(t, 3, cfg)
-	waitForLog(t, stderr, "step=50 ", time.Minute)
-	syscall.Kill(nodeOfSlot(t, cmd.Process.Pid, 1), syscall.SIGKILL)
-	if err := waitExit(t, cmd, 2*time.Minute, stderr); err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stdout.String(), "all 2 nodes hold identical θ") {
-		t.Fatalf("stdout %q\n%s", stdout.String(), stderr.String())
-	}
+	killSlotAt(t, 3, cfg, "step=50 ", 1)
 	sameStop(t, readModel(t, cfg), ref)
 }
 
