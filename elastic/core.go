@@ -384,12 +384,17 @@ func (c *Core) decide() {
 }
 
 func (c *Core) connect(ms []Member, epoch uint32) {
+	again := epoch == c.epoch && c.epochs[epoch] && slices.Equal(ringNamesOf(c.ring), ringNamesOf(ms))
 	c.cur, c.epoch, c.phase = slices.Clone(ms), epoch, PhaseConnecting
-	c.curTerm = c.term
-	for _, m := range ms {
-		c.curTerm = max(c.curTerm, m.Term)
+	if again {
+		c.curTerm = c.term // the same ring again: its term stands (and gossip need not change)
+	} else {
+		c.curTerm = c.term
+		for _, m := range ms {
+			c.curTerm = max(c.curTerm, m.Term)
+		}
+		c.curTerm++
 	}
-	c.curTerm++
 	c.emit(Connect{Epoch: epoch, Members: c.cur, Rank: slices.IndexFunc(ms, func(m Member) bool { return m.Name == c.self.Name })})
 }
 
@@ -460,6 +465,14 @@ func ViewDigest(members []Member) uint64 {
 func isForeign(ms []Member, mine map[uint32]bool) bool {
 	_, ok := ForeignRing(ms, mine)
 	return ok
+}
+
+func ringNamesOf(ms []Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
+	}
+	return out
 }
 
 func contains(ms []Member, name string) bool {

@@ -137,6 +137,7 @@ func (g *Group) Run(ctx context.Context, st State, step func(ctx context.Context
 	d.core.Start(st.Step())
 	d.view(ctx)
 	joinBy := time.Now().Add(cfg.JoinTimeout)
+	var knocked time.Time
 	for {
 		acts := d.core.Ready()
 		for _, a := range acts {
@@ -160,6 +161,13 @@ func (g *Group) Run(ctx context.Context, st State, step func(ctx context.Context
 			return d.notFormed()
 		}
 		mem := g.membership()
+		if !d.formed && time.Since(knocked) > 250*time.Millisecond {
+			// Until the first ring forms, a full-state exchange with every
+			// known member: gossip alone can take until the next push-pull
+			// (seconds) to tell a member about one that joined another.
+			mem.Knock(ctx, mem.Members())
+			knocked = time.Now()
+		}
 		gen := mem.Generation()
 		mem.WaitChange(ctx, cfg.Tick)
 		d.tick()
@@ -258,7 +266,9 @@ func (d *driver) do(ctx context.Context, a Action) error {
 		}
 		d.core.Connected(a.Epoch, err)
 	case Publish:
-		return g.membership().SetRingTerm(a.Ring, a.Term)
+		if mem := g.membership(); mem.Ring() != a.Ring || mem.Self().Term != a.Term { // gossip only what changed
+			return mem.SetRingTerm(a.Ring, a.Term)
+		}
 	case Agree:
 		steps, digests, err := d.agree(ctx, a)
 		if err != nil {
