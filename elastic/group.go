@@ -189,6 +189,7 @@ type driver struct {
 	wait   Backoff
 	last   time.Time // of the last tick
 	formed bool      // a ring formed once
+	retry  bool      // the next Connect follows one that did not lead to training
 	done   bool
 }
 
@@ -252,6 +253,14 @@ func (d *driver) do(ctx context.Context, a Action) error {
 	switch a := a.(type) {
 	case Connect:
 		d.close()
+		if d.retry { // as node does: let the last attempt's connections close everywhere first, or the next one may pick up stale ones of the same epoch
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
+			}
+		}
+		d.retry = true
 		addrs := make([]string, len(a.Members))
 		for i, m := range a.Members {
 			addrs[i] = m.Data
@@ -393,7 +402,7 @@ func (d *driver) train(ctx context.Context, a Train) error {
 		what = "ring re-formed"
 	}
 	level(what, "size", c.Size(), "rank", c.Rank(), "epoch", a.Epoch, "step", a.Step, "ring", ringNames(d.ring))
-	d.formed, d.wait = true, Backoff{}
+	d.formed, d.wait, d.retry = true, Backoff{}, false
 	seen := mem.Generation()
 	for {
 		if err := ctx.Err(); err != nil {
