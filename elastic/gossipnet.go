@@ -28,14 +28,15 @@ type cappedTransport struct {
 	*memberlist.NetTransport
 	streams chan net.Conn
 	slots   chan struct{}
-	done    chan struct{}
+	done    chan struct{} // closed by Shutdown: stop handing streams to memberlist
+	shut    chan struct{} // closed once the network transport is shut down
 	stop    sync.Once
 	refused atomic.Int64 // streams closed because maxGossipStreams were open
 }
 
 func newCappedTransport(nt *memberlist.NetTransport) *cappedTransport {
 	t := &cappedTransport{NetTransport: nt, streams: make(chan net.Conn),
-		slots: make(chan struct{}, maxGossipStreams), done: make(chan struct{})}
+		slots: make(chan struct{}, maxGossipStreams), done: make(chan struct{}), shut: make(chan struct{})}
 	go t.forward()
 	return t
 }
@@ -60,9 +61,25 @@ func (t *cappedTransport) forward() {
 			case t.streams <- lc:
 			case <-t.done:
 				lc.Close()
+				t.drain(in)
 				return
 			}
 		case <-t.done:
+			t.drain(in)
+			return
+		}
+	}
+}
+
+// drain closes the streams that still arrive while the network transport
+// shuts down: its listener waits to hand each one over, and its Shutdown
+// waits for the listener.
+func (t *cappedTransport) drain(in <-chan net.Conn) {
+	for {
+		select {
+		case c := <-in:
+			c.Close()
+		case <-t.shut:
 			return
 		}
 	}
@@ -70,8 +87,13 @@ func (t *cappedTransport) forward() {
 
 // Shutdown stops forwarding, then the network transport.
 func (t *cappedTransport) Shutdown() error {
-	t.stop.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	var err error
+	t.stop.Do(func() {
+		close(t.done)
+		err = t.NetTransport.Shutdown()
+		close(t.shut)
+	})
+	return err
 }
 
 // limitedConn is an incoming stream that may be read only so far, and that
