@@ -100,6 +100,11 @@ type Membership struct {
 	self Meta
 	log  *slog.Logger
 	left sync.Once
+	pub  sync.Mutex // serializes UpdateNode
+	name string     // memberlist's local node, as it started
+	host string
+	port int
+	bump chan struct{} // a new metadata to gossip (see publisher)
 
 	mu      sync.Mutex
 	members map[string]Member // live members, kept from memberlist's events
@@ -173,7 +178,7 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		return nil, fmt.Errorf("node metadata is %d bytes, memberlist allows %d: shorten the host name", len(meta), memberlist.MetaMaxSize)
 	}
 	m := &Membership{cfg: cfg, self: cfg.Meta, log: log, members: map[string]Member{}, failed: map[string]failedMember{},
-		refused: map[string]string{}, changed: make(chan struct{}), stop: make(chan struct{})}
+		refused: map[string]string{}, changed: make(chan struct{}), stop: make(chan struct{}), bump: make(chan struct{}, 1)}
 	mc := GossipLANConfig()
 	if cfg.Base != nil {
 		*mc = *cfg.Base // a copy: the caller's preset is never changed, so Renew can start from it again
@@ -222,8 +227,13 @@ func StartMembership(cfg MemberConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	m.ml = ml
-	m.wg.Add(1)
+	// memberlist updates its local node in place as it gossips: read its
+	// name and address once, before anything else runs.
+	ln := ml.LocalNode()
+	m.name, m.host, m.port = ln.Name, ln.Addr.String(), int(ln.Port)
+	m.wg.Add(2)
 	go m.reconnect()
+	go m.publisher()
 	return m, nil
 }
 
@@ -269,14 +279,11 @@ func SplitHostPort(addr string, defPort int) (string, int, error) {
 }
 
 // Addr is this node's gossip address (host:port), for others to join.
-func (m *Membership) Addr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (m *Membership) Addr() string { return net.JoinHostPort(m.host, strconv.Itoa(m.port)) }
 
 // AdvertisedHost is the IP address memberlist advertises for this node (its
 // choice of a private address when bound to all interfaces).
-func (m *Membership) AdvertisedHost() string { return m.ml.LocalNode().Addr.String() }
+func (m *Membership) AdvertisedHost() string { return m.host }
 
 // SetDataAddr changes the data-plane address in this node's metadata and
 // gossips it.
@@ -328,14 +335,36 @@ func (m *Membership) publish(wait bool) error {
 	m.del.meta = b
 	m.del.mu.Unlock()
 	if !wait {
-		go func() { _ = m.ml.UpdateNode(5 * time.Second) }()
+		select { // the publisher gossips the newest metadata
+		case m.bump <- struct{}{}:
+		default: // it has one pending already, and reads the newest
+		}
 		return nil
 	}
+	m.pub.Lock()
+	defer m.pub.Unlock()
 	return m.ml.UpdateNode(time.Second)
 }
 
+// publisher gossips metadata that publish(false) set, one update at a
+// time (memberlist's UpdateNode is not safe for concurrent calls), the
+// newest when several came meanwhile; it ends with Leave.
+func (m *Membership) publisher() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.bump:
+		}
+		m.pub.Lock()
+		_ = m.ml.UpdateNode(time.Second)
+		m.pub.Unlock()
+	}
+}
+
 // Name is this node's unique name.
-func (m *Membership) Name() string { return m.ml.LocalNode().Name }
+func (m *Membership) Name() string { return m.name }
 
 // Members returns the live members with valid metadata, in ring order:
 // sorted by (host, slot), so that processes of one host sit side by side,
@@ -461,7 +490,7 @@ func (m *Membership) Renew(ctx context.Context, join []string) (*Membership, err
 		return nil, err
 	}
 	if port == 0 { // keep the port the OS chose, where others look for us
-		port = int(m.ml.LocalNode().Port)
+		port = m.port
 	}
 	m.Leave(500 * time.Millisecond)
 	cfg.Bind = net.JoinHostPort(host, strconv.Itoa(port))
