@@ -292,14 +292,8 @@ func (m *Membership) SetDataAddr(addr string) error {
 	return m.publish(true)
 }
 
-// SetRing tells the cluster which ring this node is in now. It does not
-// wait: the update spreads by gossip.
-func (m *Membership) SetRing(epoch uint32) error {
-	m.self.Ring = epoch
-	return m.publish(false)
-}
-
-// SetRingTerm is SetRing with the ring's term (see Meta.Term).
+// SetRingTerm tells the cluster which ring this node is in now and its term
+// (see Meta.Term). It does not wait: the update spreads by gossip.
 func (m *Membership) SetRingTerm(epoch, term uint32) error {
 	m.self.Ring, m.self.Term = epoch, term
 	return m.publish(false)
@@ -317,7 +311,7 @@ func (m *Membership) SetTraining() error {
 	return m.publish(false)
 }
 
-// Ring is the ring epoch this node last published (SetRing).
+// Ring is the ring epoch this node last published (SetRingTerm).
 func (m *Membership) Ring() uint32 { return m.self.Ring }
 
 // Generation changes whenever the membership does.
