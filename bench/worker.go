@@ -14,8 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/launch"
-	"github.com/dmlrun/dmlrun/node"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/transport"
 )
@@ -60,7 +60,7 @@ func AllReduceWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log
 		return fmt.Errorf("launcher sent %d addresses for %d ranks", len(addrs), w.Hello.Nodes)
 	}
 
-	comm, err := node.NewComm(ctx, ln, node.CommConfig{Transport: tcfg, Timeout: o.Timeout,
+	comm, err := elastic.NewComm(ctx, ln, elastic.CommConfig{Transport: tcfg, Timeout: o.Timeout,
 		Ring: ring.Options{ChunkBytes: int(o.ChunkBytes), SmallBytes: int(o.SmallBytes), Algorithm: algo}}, h.Rank, addrs)
 	if err != nil {
 		return err
@@ -88,7 +88,7 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // sweep times o.Iters out-of-place allreduces per size (after o.Warmup), then
 // checks every element against the exact expected value and compares a
 // checksum of the result across ranks.
-func sweep[T ring.Float](ctx context.Context, c *node.Comm, o *AllReduceOptions, op ring.Op, emit func(Row) error) error {
+func sweep[T ring.Float](ctx context.Context, c *elastic.Comm, o *AllReduceOptions, op ring.Op, emit func(Row) error) error {
 	sizes := o.sizes()
 	es := int64(o.elemSize())
 	maxCount := sizes[len(sizes)-1] / es
@@ -105,7 +105,7 @@ func sweep[T ring.Float](ctx context.Context, c *node.Comm, o *AllReduceOptions,
 		sctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		err := func() error {
 			for range o.Warmup {
-				if err := node.AllReduce(sctx, c, op, d, s); err != nil {
+				if err := elastic.AllReduce(sctx, c, op, d, s); err != nil {
 					return err
 				}
 			}
@@ -114,7 +114,7 @@ func sweep[T ring.Float](ctx context.Context, c *node.Comm, o *AllReduceOptions,
 			}
 			t0 := time.Now()
 			for range o.Iters {
-				if err := node.AllReduce(sctx, c, op, d, s); err != nil {
+				if err := elastic.AllReduce(sctx, c, op, d, s); err != nil {
 					return err
 				}
 			}

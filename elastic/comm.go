@@ -22,6 +22,9 @@ type CommConfig struct {
 	// Timeout bounds a collective whose context has no deadline, and the
 	// connection set-up. 0 means 60 s.
 	Timeout time.Duration
+	// Members, when set, are the ring's members in rank order (Comm.Members
+	// returns them; a Group sets them).
+	Members []Member
 }
 
 const defaultTimeout = 60 * time.Second
@@ -33,6 +36,8 @@ type Comm struct {
 	mesh    *transport.Mesh
 	ring    *ring.Comm
 	timeout time.Duration
+	epoch   uint32
+	members []Member
 }
 
 // NewComm connects rank to the ranks it exchanges data with (ring
@@ -53,7 +58,7 @@ func NewComm(ctx context.Context, ln *transport.Listener, cfg CommConfig, rank i
 	if err != nil {
 		return nil, err
 	}
-	return &Comm{mesh: m, ring: ring.New(m, rank, len(addrs), cfg.Ring), timeout: timeout}, nil
+	return &Comm{mesh: m, ring: ring.New(m, rank, len(addrs), cfg.Ring), timeout: timeout, epoch: cfg.Epoch, members: cfg.Members}, nil
 }
 
 func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -68,6 +73,13 @@ func (c *Comm) Rank() int { return c.ring.Rank() }
 
 // Size is the number of ranks.
 func (c *Comm) Size() int { return c.ring.Size() }
+
+// Epoch is the ring's epoch id (EpochOf its members, in a Group).
+func (c *Comm) Epoch() uint32 { return c.epoch }
+
+// Members are the ring's members in rank order (nil if CommConfig.Members
+// was not set).
+func (c *Comm) Members() []Member { return c.members }
 
 // Protection is the weakest frame protection of the communicator's links.
 func (c *Comm) Protection() transport.Protection { return c.mesh.Protection() }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/transport"
 )
 
@@ -65,8 +66,46 @@ type Config struct {
 	RenewAfter time.Duration
 	// Tick is the period of the core's clock.
 	Tick time.Duration
+	// StallWarn, when positive, is how long a collective waits on one peer
+	// before OnStall is told (once per stalled exchange, on the goroutine
+	// of the collective): a stall inspector's warning, long before
+	// StepTimeout fails the step.
+	StallWarn time.Duration
+	OnStall   func(transport.Stall)
+	// Tracer, when set, hears every collective of every ring (ring.Tracer).
+	Tracer ring.Tracer
+	// Events, when set, is told of the ring changes that the Group
+	// otherwise logs itself (it then logs them at debug level only).
+	Events Events
 	// Logger receives the Group's lines; nil is slog.Default().
 	Logger *slog.Logger
+}
+
+// Events hears of a Group's ring changes, for an application's own logs,
+// metrics and displays. Run calls it on its own goroutine; it must not
+// block or run collectives.
+type Events interface {
+	// RingLeft: this node left the ring it stepped in, with its state at
+	// step. cause is the ring's failure (a RingError) and wraps
+	// ErrMemberJoined when a member outside the ring waits to be let in
+	// (then it may be no failure at all: the ring is left at a step
+	// boundary to grow).
+	RingLeft(step int, cause error)
+	// RingFormed: this node is rank r.Rank of a ring whose members agreed
+	// on it and all hold the state of step r.Step; Resize follows.
+	RingFormed(r Ring)
+}
+
+// Ring describes a ring that formed.
+type Ring struct {
+	Epoch   uint32
+	Members []Member // in rank order
+	Rank    int
+	Step    int
+	// Root is the rank that sent its state to the ranks in Behind (none:
+	// every member held the same state).
+	Root   int
+	Behind []int
 }
 
 // DefaultLANConfig suits nodes on a local network.

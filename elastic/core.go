@@ -207,10 +207,16 @@ func (c *Core) Self() Member { return c.self }
 // ring order (Membership.Members). This node is in both.
 func (c *Core) View(all, live []Member) {
 	c.all, c.live = all, live
-	if c.phase == PhaseTraining && !c.reform && slices.ContainsFunc(all, func(m Member) bool { return !contains(c.cur, m.Name) }) {
+	if c.phase == PhaseTraining && !c.reform && c.Outsider() {
 		c.reform = true // at the next step boundary (Stepped)
 	}
 	c.decide()
+}
+
+// Outsider reports whether the last view holds a member outside the ring
+// being formed or trained in: one to let in.
+func (c *Core) Outsider() bool {
+	return slices.ContainsFunc(c.all, func(m Member) bool { return !contains(c.cur, m.Name) })
 }
 
 // Tick advances the core's clock by one tick.

@@ -11,6 +11,11 @@ var ErrQuorumLost = errors.New("quorum lost")
 // fault of the job.
 var ErrEvicted = errors.New("evicted by the others")
 
+// ErrMemberJoined is wrapped in the cause that Events.RingLeft reports
+// when the ring is left to let in a member from outside it (at a step
+// boundary, or when the ring failed while such a member waited).
+var ErrMemberJoined = errors.New("a member joined: re-forming the ring")
+
 // RingError marks a failure of the ring (a peer died, stalled or closed its
 // connections), which the survivors recover from by re-forming the ring, as
 // opposed to a fault of this node. It is retryable: Group.Run re-forms the

@@ -61,7 +61,8 @@ func Start(ctx context.Context, cfg Config) (*Group, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	tcfg := transport.Config{Cluster: cfg.Cluster, RunDigest: cfg.Job, Secret: cfg.Secret, Logger: log, Protection: cfg.Protection}
+	tcfg := transport.Config{Cluster: cfg.Cluster, RunDigest: cfg.Job, Secret: cfg.Secret, Logger: log, Protection: cfg.Protection,
+		StallWarn: cfg.StallWarn, OnStall: cfg.OnStall}
 	if tcfg.RunDigest == "" {
 		tcfg.RunDigest = "elastic"
 	}
@@ -74,8 +75,10 @@ func Start(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, err
 	}
 	host := cfg.Host
-	if host == "" {
-		if host = bindHost; net.ParseIP(bindHost).IsUnspecified() {
+	if host == "" { // the bind address, if it names one, else the host name
+		if ip := net.ParseIP(bindHost); ip != nil && !ip.IsUnspecified() {
+			host = bindHost
+		} else {
 			host, _ = os.Hostname()
 		}
 	}
@@ -91,18 +94,32 @@ func Start(ctx context.Context, cfg Config) (*Group, error) {
 		g.Close()
 		return nil, err
 	}
-	jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
-	defer cancel()
-	if err := mem.Join(jctx, cfg.Join); err != nil {
+	g.log = log.With("node", mem.Name())
+	if err := g.Join(ctx, cfg.Join); err != nil {
 		g.Close()
 		return nil, err
 	}
-	g.log = log.With("node", mem.Name())
 	return g, nil
+}
+
+// Join contacts the members at addrs (gossip host:port; Start joins
+// Config.Join), retrying until one answers or JoinTimeout passes: they may
+// not be up yet. A program that learns the addresses only once it listens
+// (a launcher's rendezvous, given Addr) starts with no Join and calls it.
+func (g *Group) Join(ctx context.Context, addrs []string) error {
+	jctx, cancel := context.WithTimeout(ctx, g.cfg.JoinTimeout)
+	defer cancel()
+	return g.membership().Join(jctx, addrs)
 }
 
 // Addr is this node's gossip address, for others to Join.
 func (g *Group) Addr() string { return g.membership().Addr() }
+
+// DataAddr is this node's data-plane address, as it is gossiped.
+func (g *Group) DataAddr() string { return g.membership().Self().Data }
+
+// Name is this node's gossip name (a new one after the others evicted it).
+func (g *Group) Name() string { return g.membership().Name() }
 
 func (g *Group) membership() *Membership {
 	g.mu.Lock()
@@ -186,6 +203,7 @@ type driver struct {
 	comm   *Comm
 	epoch  uint32
 	ring   []Member
+	sync   Sync // the last Sync of the ring being formed (Root -1: none)
 	wait   Backoff
 	last   time.Time // of the last tick
 	formed bool      // a ring formed once
@@ -266,10 +284,11 @@ func (d *driver) do(ctx context.Context, a Action) error {
 			addrs[i] = m.Data
 		}
 		cctx, cancel := context.WithTimeout(ctx, d.wait.Next())
-		c, err := NewComm(cctx, g.ln, CommConfig{Transport: g.tcfg, Epoch: a.Epoch, Timeout: g.cfg.StepTimeout}, a.Rank, addrs)
+		c, err := NewComm(cctx, g.ln, CommConfig{Transport: g.tcfg, Epoch: a.Epoch, Timeout: g.cfg.StepTimeout,
+			Ring: ring.Options{Tracer: g.cfg.Tracer}, Members: a.Members}, a.Rank, addrs)
 		cancel()
 		if err == nil {
-			d.comm, d.epoch, d.ring = c, a.Epoch, a.Members
+			d.comm, d.epoch, d.ring, d.sync = c, a.Epoch, a.Members, Sync{Root: -1}
 		} else {
 			d.view(ctx) // the next attempt starts from a fresh view
 		}
@@ -286,7 +305,8 @@ func (d *driver) do(ctx context.Context, a Action) error {
 		}
 		d.core.Agreed(a.Epoch, digests, steps, err)
 	case Sync:
-		err := d.sync(ctx, a)
+		d.sync = a
+		err := d.transfer(ctx, a)
 		if err != nil {
 			d.view(ctx)
 		}
@@ -328,9 +348,9 @@ func (d *driver) agree(ctx context.Context, a Agree) ([]int, []uint64, error) {
 	return steps, digests, nil
 }
 
-// sync sends the root's state to every rank behind: its length, then its
-// bytes packed eight to a float64.
-func (d *driver) sync(ctx context.Context, a Sync) error {
+// transfer sends the root's state to every rank behind: its length, then
+// its bytes packed eight to a float64.
+func (d *driver) transfer(ctx context.Context, a Sync) error {
 	c := d.comm
 	var b []byte
 	if c.Rank() == a.Root {
@@ -381,6 +401,13 @@ func unpackBytes(src []float64, n int) []byte {
 // in, or the application stops.
 func (d *driver) train(ctx context.Context, a Train) error {
 	g, c := d.g, d.comm
+	level := g.log.Debug
+	if c.Rank() == 0 && g.cfg.Events == nil {
+		level = g.log.Info
+	}
+	if ev := g.cfg.Events; ev != nil {
+		ev.RingFormed(Ring{Epoch: a.Epoch, Members: d.ring, Rank: c.Rank(), Step: a.Step, Root: d.sync.Root, Behind: d.sync.Behind})
+	}
 	if err := d.st.Resize(ctx, c); err != nil {
 		if IsRingFailure(err) {
 			d.view(ctx)
@@ -392,10 +419,6 @@ func (d *driver) train(ctx context.Context, a Train) error {
 	mem := g.membership()
 	if err := mem.SetTraining(); err != nil {
 		return err
-	}
-	level := g.log.Debug
-	if c.Rank() == 0 {
-		level = g.log.Info
 	}
 	what := "ring formed"
 	if d.formed {
@@ -419,8 +442,15 @@ func (d *driver) train(ctx context.Context, a Train) error {
 			if !IsRingFailure(err) {
 				return err
 			}
-			g.log.Info("ring failed: re-forming", "step", d.st.Step(), "cause", err)
 			d.view(ctx)
+			if d.core.Outsider() { // most likely a member that left the ring to let it in
+				err = RingFailure(fmt.Errorf("%w (%w)", ErrMemberJoined, err))
+			}
+			if g.cfg.Events == nil {
+				g.log.Info("ring failed: re-forming", "step", d.st.Step(), "cause", err)
+			} else {
+				g.cfg.Events.RingLeft(d.st.Step(), err)
+			}
 			d.core.RingFailed(err)
 			return nil
 		}
@@ -430,8 +460,11 @@ func (d *driver) train(ctx context.Context, a Train) error {
 			d.view(ctx)
 		}
 		d.tick()
-		if d.core.Phase() != PhaseTraining {
-			return nil // a member to let in: the core left the ring
+		if d.core.Phase() != PhaseTraining { // a member to let in: the core left the ring
+			if ev := g.cfg.Events; ev != nil {
+				ev.RingLeft(d.st.Step(), RingFailure(ErrMemberJoined))
+			}
+			return nil
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -30,6 +31,7 @@ type nodeData struct {
 	classes     int
 	mean, std   []float64 // standardization, nil without
 	classCounts []float64 // training rows per class (per shard with data.resample), for imbalance.go; nil without
+	shaped      bool      // classes, mean, std and classCounts are known (agreed, or from another member)
 	read        int       // rows parsed by the last loadData
 	readTook    time.Duration
 	loadStart   time.Time // when the last loadData began, and ended (for the timeline)
@@ -52,7 +54,7 @@ func taskOf(cfg *config.Config) string {
 // openSources opens (and indexes) the training and test sets. With a ring
 // (c != nil), its nodes index together, each scanning its share of the
 // bytes; without, this node indexes alone (a joiner).
-func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te, va data.Source, err error) {
+func openSources(ctx context.Context, c *elastic.Comm, cfg *config.Config) (tr, te, va data.Source, err error) {
 	dc := cfg.Data
 	f32 := dc.DType == "float32"
 	if dc.Format == "synthetic" {
@@ -104,43 +106,58 @@ func openSources(ctx context.Context, c *Comm, cfg *config.Config) (tr, te, va d
 	return tr, te, va, nil
 }
 
-// loadData gives this node the rows of the training (and test) shards it
-// owns in ring (the members in rank order), agrees with the other nodes on the number of classes,
-// and standardizes the features with statistics of the whole training set
-// (one allreduce). After the ring changed, prev carries the opened data
-// sets, the shards held, the classes and the statistics agreed before: the
-// node drops the shards it no longer owns and reads only the new ones.
-func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config, prev *nodeData) (*nodeData, error) {
-	r, names := c.Rank(), shardNames(members)
-	start := time.Now()
-	d := prev
-	if d == nil {
-		trSrc, teSrc, vaSrc, err := openSources(ctx, c, cfg)
-		if err != nil {
-			return nil, err
-		}
-		d = &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, valSrc: vaSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}
-		if d.rows == 0 {
-			return nil, fmt.Errorf("the training set %s has no rows", trSrc.Name())
-		}
+// openData opens (and indexes) the data sets into t.data, keeping the
+// shape it may hold already (from another member or a checkpoint), which
+// must fit them. With c, the ring's members index together, each scanning
+// its share of the bytes; without, this node indexes alone.
+func (t *trainer) openData(ctx context.Context, c *elastic.Comm) error {
+	tr, te, va, err := openSources(ctx, c, t.cfg)
+	if err != nil {
+		return err
 	}
+	rows, features := tr.Rows(), len(tr.FeatureNames())
+	if rows == 0 {
+		return fmt.Errorf("the training set %s has no rows", tr.Name())
+	}
+	d := t.data
+	if d == nil {
+		d = &nodeData{task: taskOf(t.cfg)}
+		t.data = d
+	}
+	if d.shaped && (d.rows != rows || d.features != features) {
+		return fmt.Errorf("the training set %s has %d rows of %d features here, the ring's state was made from %d rows of %d (is it the same data on every host?)",
+			tr.Name(), rows, features, d.rows, d.features)
+	}
+	d.rows, d.features, d.trainSrc, d.testSrc, d.valSrc = rows, features, tr, te, va
+	return nil
+}
+
+// loadData gives this node the rows of the training (and test and
+// validation) shards it owns in c's ring: it drops the shards it no longer
+// owns and reads only the new ones. With agree (the job's first ring) the
+// nodes also agree on the number of classes and the class counts, and
+// standardize the features with statistics of the whole training set (one
+// allreduce each); otherwise d holds them already.
+func loadData(ctx context.Context, c *elastic.Comm, cfg *config.Config, d *nodeData, agree bool) error {
+	r, names := c.Rank(), shardNames(c.Members())
+	start := time.Now()
 	d.part = d.trainSrc.Sharding().Spread(names)[r]
 	newTrain, err := moveShards(ctx, d.trainSrc, &d.train, d.part)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var newTest []*data.Table // of the test and validation sets
 	if d.testSrc != nil && d.testSrc.Rows() > 0 {
 		d.tpart = d.testSrc.Sharding().Spread(names)[r]
 		if newTest, err = moveShards(ctx, d.testSrc, &d.test, d.tpart); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if d.valSrc != nil && d.valSrc.Rows() > 0 {
 		d.vpart = d.valSrc.Sharding().Spread(names)[r]
 		newVal, err := moveShards(ctx, d.valSrc, &d.val, d.vpart)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		newTest = append(newTest, newVal...)
 	}
@@ -148,50 +165,31 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 	for _, t := range append(newTrain, newTest...) {
 		d.read += t.Len()
 	}
-
-	if prev == nil { // the first ring: classes and statistics are still to agree on
-		switch d.task {
-		case train.TaskBinary:
-			d.classes = 2
-		case train.TaskMulticlass:
-			d.classes = cfg.Model.Classes
-			if s := cfg.Data.Synthetic; d.classes == 0 && s != nil && cfg.Data.Format == "synthetic" {
-				d.classes = s.Classes
-			}
-			if d.classes == 0 { // from the data: the largest label of any node, plus one
-				v := []float64{math.Inf(-1)}
-				for _, t := range append(newTrain, newTest...) {
-					v[0] = math.Max(v[0], t.MaxLabel())
-				}
-				if err := c.AllReduce(ctx, ring.Max, v); err != nil {
-					return nil, fmt.Errorf("agreeing on the number of classes: %w", err)
-				}
-				if v[0] >= maxClasses {
-					return nil, fmt.Errorf("the largest class label in %s is %v: more than %d classes (is data.label the right column? model.classes sets the number)", d.trainSrc.Name(), v[0], maxClasses)
-				}
-				d.classes = int(v[0]) + 1
-			}
+	if agree {
+		if err := d.agreeClasses(ctx, c, cfg, append(newTrain, newTest...)); err != nil {
+			return err
 		}
 	}
 	for _, t := range append(newTrain, newTest...) {
 		if err := t.PrepareLabels(d.task, d.classes); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if prev == nil {
+	if agree {
 		if err := d.countClasses(ctx, c, cfg, newTrain); err != nil {
-			return nil, err
+			return err
 		}
-	}
-	if prev == nil && cfg.Data.Normalize {
-		mom := make([]float64, 2*d.features+1)
-		for _, t := range newTrain {
-			t.AddMoments(mom)
+		if cfg.Data.Normalize {
+			mom := make([]float64, 2*d.features+1)
+			for _, t := range newTrain {
+				t.AddMoments(mom)
+			}
+			if err := c.AllReduce(ctx, ring.Sum, mom); err != nil {
+				return fmt.Errorf("standardization statistics: %w", err)
+			}
+			d.mean, d.std = data.MeanStd(mom)
 		}
-		if err := c.AllReduce(ctx, ring.Sum, mom); err != nil {
-			return nil, fmt.Errorf("standardization statistics: %w", err)
-		}
-		d.mean, d.std = data.MeanStd(mom)
+		d.shaped = true
 	}
 	if d.mean != nil {
 		for _, t := range append(newTrain, newTest...) {
@@ -199,13 +197,42 @@ func loadData(ctx context.Context, c *Comm, members []Member, cfg *config.Config
 		}
 	}
 	d.loadStart, d.loadEnd = start, time.Now()
-	return d, nil
+	return nil
+}
+
+// agreeClasses sets the number of classes: from the task or the config,
+// or else from the data (the largest label of any node, plus one).
+func (d *nodeData) agreeClasses(ctx context.Context, c *elastic.Comm, cfg *config.Config, tables []*data.Table) error {
+	switch d.task {
+	case train.TaskBinary:
+		d.classes = 2
+	case train.TaskMulticlass:
+		d.classes = cfg.Model.Classes
+		if s := cfg.Data.Synthetic; d.classes == 0 && s != nil && cfg.Data.Format == "synthetic" {
+			d.classes = s.Classes
+		}
+		if d.classes > 0 {
+			return nil
+		}
+		v := []float64{math.Inf(-1)}
+		for _, t := range tables {
+			v[0] = math.Max(v[0], t.MaxLabel())
+		}
+		if err := c.AllReduce(ctx, ring.Max, v); err != nil {
+			return fmt.Errorf("agreeing on the number of classes: %w", err)
+		}
+		if v[0] >= maxClasses {
+			return fmt.Errorf("the largest class label in %s is %v: more than %d classes (is data.label the right column? model.classes sets the number)", d.trainSrc.Name(), v[0], maxClasses)
+		}
+		d.classes = int(v[0]) + 1
+	}
+	return nil
 }
 
 // shardNames names the members of a ring for the assignment of shards
 // (data.Sharding.Spread): by host and slot, which stay the same when a
 // process restarts or the job resumes, so that a survivor keeps its shards.
-func shardNames(ring []Member) []string {
+func shardNames(ring []elastic.Member) []string {
 	names := make([]string, len(ring))
 	for i, m := range ring {
 		names[i] = m.Host + "/" + strconv.Itoa(m.Slot)
@@ -226,14 +253,4 @@ func moveShards(ctx context.Context, src data.Source, held **data.Held, part dat
 		return nil, err
 	}
 	return tables, h.Add(tables)
-}
-
-// probeData opens the data sets (their index pass) without reading any
-// row: what a joiner needs before the ring sends it the rest.
-func probeData(ctx context.Context, cfg *config.Config) (*nodeData, error) {
-	trSrc, teSrc, vaSrc, err := openSources(ctx, nil, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &nodeData{rows: trSrc.Rows(), trainSrc: trSrc, testSrc: teSrc, valSrc: vaSrc, task: taskOf(cfg), features: len(trSrc.FeatureNames())}, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmlrun/dmlrun/elastic"
 )
 
 // DataBench is what `dmlrun bench data` measures on one node: how long it
@@ -24,8 +26,9 @@ type DataBench struct {
 	TakeoverSec  float64
 }
 
-// benchData measures the data path instead of training (Options.DataBench).
-func (t *trainer) benchData(ctx context.Context) (*Result, error) {
+// benchData measures the data path instead of training (Options.DataBench),
+// and ends the run.
+func (t *trainer) benchData(ctx context.Context) error {
 	c, d := t.comm(), t.data
 	b := &DataBench{Rank: c.Rank(), Size: c.Size(), Rows: d.train.Len(), DataBytes: d.train.Bytes(),
 		LoadSec: d.readTook.Seconds(), PeakRSS: peakRSS()}
@@ -35,18 +38,19 @@ func (t *trainer) benchData(ctx context.Context) (*Result, error) {
 		}
 	}
 	if n := c.Size(); n > 1 && c.Rank() < n-1 {
-		next := d.trainSrc.Sharding().Spread(shardNames(t.w.members[:n-1]))[c.Rank()]
+		next := d.trainSrc.Sharding().Spread(shardNames(c.Members()[:n-1]))[c.Rank()]
 		start := time.Now()
 		tables, err := moveShards(ctx, d.trainSrc, &d.train, next)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, tab := range tables {
 			b.TakeoverRows += tab.Len()
 		}
 		b.TakeoverSec = time.Since(start).Seconds()
 	}
-	return &Result{Rank: c.Rank(), Size: c.Size(), Data: b}, nil
+	t.result = &Result{Rank: c.Rank(), Size: c.Size(), Data: b}
+	return elastic.ErrStop
 }
 
 // peakRSS returns the process's peak resident set size (VmHWM), or 0 where

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -42,7 +43,7 @@ func (d *nodeData) classCountsLen(cfg *config.Config) int {
 // countClasses sets d.classCounts from tables, the training shards this node
 // read for the first ring (all rows are read by some node), with one
 // allreduce.
-func (d *nodeData) countClasses(ctx context.Context, c *Comm, cfg *config.Config, tables []*data.Table) error {
+func (d *nodeData) countClasses(ctx context.Context, c *elastic.Comm, cfg *config.Config, tables []*data.Table) error {
 	if !wantsClassCounts(cfg) {
 		return nil
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/train"
 	"github.com/dmlrun/dmlrun/transport"
 )
@@ -143,7 +144,7 @@ func (p *promMetrics) handler() http.Handler {
 // ring records the ring this node has just committed to: its size, this
 // node's rank, the epoch, and the mesh whose bytes dmlrun_sent_bytes_total
 // and dmlrun_received_bytes_total count from now on.
-func (p *promMetrics) ring(c *Comm, epoch uint32) {
+func (p *promMetrics) ring(c *elastic.Comm, epoch uint32) {
 	if p == nil {
 		return
 	}

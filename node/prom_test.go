@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 	"github.com/dmlrun/dmlrun/transport"
@@ -53,9 +54,9 @@ func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, []byte) {
 }
 
 // allreduceOnce runs one allreduce of a few floats on every comm.
-func allreduceOnce(t *testing.T, comms []*Comm) {
+func allreduceOnce(t *testing.T, comms []*elastic.Comm) {
 	t.Helper()
-	errs := parallel(comms, func(c *Comm) error {
+	errs := parallel(comms, func(c *elastic.Comm) error {
 		return c.AllReduce(context.Background(), ring.Sum, make([]float64, 100))
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -89,9 +90,9 @@ func TestPrometheusExposition(t *testing.T) {
 		p.step(10+i, time.Now().Add(-2*time.Millisecond), 500*time.Microsecond, 32, 0.25)
 	}
 	p.eval(train.Metrics{N: 100, Loss: 0.3, Accuracy: 0.875}, false)
-	p.recovered(ringFailure(fmt.Errorf("step 3: %w", context.DeadlineExceeded)))
-	p.recovered(ringFailure(errNewMember))
-	p.recovered(ringFailure(fmt.Errorf("step 4: %w", io.ErrUnexpectedEOF)))
+	p.recovered(elastic.RingFailure(fmt.Errorf("step 3: %w", context.DeadlineExceeded)))
+	p.recovered(elastic.RingFailure(errNewMember))
+	p.recovered(elastic.RingFailure(fmt.Errorf("step 4: %w", io.ErrUnexpectedEOF)))
 	p.paused(30 * time.Millisecond)
 	sent, recv, _ := comms[0].Mesh().Traffic(1)
 	if sent == 0 || recv == 0 {
@@ -213,12 +214,12 @@ func TestRecoveryReason(t *testing.T) {
 		cause error
 		want  string
 	}{
-		{ringFailure(errNewMember), "member_joined"},
-		{ringFailure(fmt.Errorf("step 5: %w", context.DeadlineExceeded)), "timeout"},
-		{ringFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrFrameAuth)), "frame_auth"},
-		{ringFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrProtocol)), "protocol"},
-		{ringFailure(fmt.Errorf("recv from rank 1: connection closed by peer: %w", io.ErrUnexpectedEOF)), "peer_lost"},
-		{ringFailure(transport.ErrAborted), "peer_lost"},
+		{elastic.RingFailure(errNewMember), "member_joined"},
+		{elastic.RingFailure(fmt.Errorf("step 5: %w", context.DeadlineExceeded)), "timeout"},
+		{elastic.RingFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrFrameAuth)), "frame_auth"},
+		{elastic.RingFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrProtocol)), "protocol"},
+		{elastic.RingFailure(fmt.Errorf("recv from rank 1: connection closed by peer: %w", io.ErrUnexpectedEOF)), "peer_lost"},
+		{elastic.RingFailure(transport.ErrAborted), "peer_lost"},
 	} {
 		if got := recoveryReasons[recoveryReason(tc.cause)]; got != tc.want {
 			t.Errorf("%v: reason %q, want %q", tc.cause, got, tc.want)

@@ -40,7 +40,7 @@ func TestSklearnExamplesQuality(t *testing.T) {
 			for r, tr := range trs {
 				go func() {
 					var err error
-					res[r], err = tr.run(ctx)
+					res[r], err = runOn(ctx, tr, tr.c)
 					errs <- err
 				}()
 			}

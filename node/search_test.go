@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -29,7 +30,7 @@ func runTrainers(trs []*trainer) ([]*Result, []error) {
 	defer cancel()
 	for i, tr := range trs {
 		go func() {
-			res[i], errs[i] = tr.run(ctx)
+			res[i], errs[i] = runOn(ctx, tr, tr.c)
 			done <- i
 		}()
 	}
@@ -210,7 +211,7 @@ func (c *countingTracer) End(ring.Span, uint64, error) {}
 // runs a search too).
 func TestSearchOneAllreducePerStep(t *testing.T) {
 	tracers := []*countingTracer{{}, {}}
-	comms := startCommsWith(t, 2, testConfig(), func(r int, c *CommConfig) { c.Ring.Tracer = tracers[r] }, nil)
+	comms := startCommsWith(t, 2, testConfig(), func(r int, c *elastic.CommConfig) { c.Ring.Tracer = tracers[r] }, nil)
 	trs, err := startTrainersOn(t, comms, `
 data: {format: synthetic, normalize: true, synthetic: {task: binary, samples: 4000, features: 20, noise: 0.5}}
 model: {kind: mlp, hidden: [8], output: binary}
@@ -224,18 +225,18 @@ search: {optimizer.lr: [0.01, 0.1], optimizer.kind: [sgd, adam], model.hidden: [
 	if len(trs[0].cands) != 8 {
 		t.Fatalf("%d candidates", len(trs[0].cands))
 	}
-	want := 2
+	want := 1
 	for _, c := range trs[0].cands {
 		want += c.model.NumParams() + 1
 	}
 	if len(trs[0].v) != want {
-		t.Errorf("step vector of %d values, want %d (Σ params+1, count, join flag)", len(trs[0].v), want)
+		t.Errorf("step vector of %d values, want %d (Σ params+1 per candidate, count)", len(trs[0].v), want)
 	}
 	for _, tc := range tracers {
 		tc.allreduces.Store(0)
 	}
 	const steps = 60
-	errs := parallel(comms, func(c *Comm) error {
+	errs := parallel(comms, func(c *elastic.Comm) error {
 		tr := trs[c.Rank()]
 		sc := &stepContext{Context: context.Background()}
 		for s := range steps {

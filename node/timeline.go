@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/timeline"
 )
@@ -297,7 +298,7 @@ func (r *recorder) setQuiet(q bool) {
 // setClock takes the shift alignClocks measured (offset: this node's clock
 // minus the anchor's) and records the alignment, which took from start to
 // now. The first one also names this node's process and lanes.
-func (r *recorder) setClock(shift, offset int64, anchor int, c *Comm, start time.Time) {
+func (r *recorder) setClock(shift, offset int64, anchor int, c *elastic.Comm, start time.Time) {
 	if r == nil {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 )
 
@@ -56,11 +57,11 @@ func countNamed(evs []traceEvent, name string) int {
 
 // tracedComms connects n ranks over TCP, each with its own recorder as the
 // ring's tracer (nil where recs[r] is nil), and aligns their clocks.
-func tracedComms(t *testing.T, recs []*recorder) []*Comm {
+func tracedComms(t *testing.T, recs []*recorder) []*elastic.Comm {
 	t.Helper()
 	return startCommsWith(t, len(recs), testConfig(),
-		func(r int, c *CommConfig) { c.Ring.Tracer = recs[r].tracer() },
-		func(r int, c *Comm) error { return alignClocks(context.Background(), c, recs[r]) })
+		func(r int, c *elastic.CommConfig) { c.Ring.Tracer = recs[r].tracer() },
+		func(r int, c *elastic.Comm) error { return alignClocks(context.Background(), c, recs[r]) })
 }
 
 func newTestRecorder(t *testing.T, name string, steps int) *recorder {
@@ -92,14 +93,12 @@ training: {batch_size: 64, steps: 2000}
 		}
 		cfg.Output.Dir = t.TempDir()
 		recs := []*recorder{newTestRecorder(t, "a", 100_000), newTestRecorder(t, "b", 100_000)}
-		comms := tracedComms(t, recs)
-		members := []Member{{Name: "m0", Meta: Meta{Host: "h", Slot: 0}}, {Name: "m1", Meta: Meta{Host: "h", Slot: 1}}}
+		comms := startCommsWith(t, 2, testConfig(), func(r int, c *elastic.CommConfig) { c.Ring.Tracer = recs[r].tracer() }, nil) // Resize aligns the clocks
 		trs := make([]*trainer, 2)
-		errs := parallel(comms, func(c *Comm) error {
-			var err error
-			w := &worker{cfg: cfg, log: quietLog, comm: c, members: members, tl: recs[c.Rank()]}
-			trs[c.Rank()], err = newTrainer(context.Background(), w)
-			return err
+		errs := parallel(comms, func(c *elastic.Comm) error {
+			tr := newTestTrainer(cfg, quietLog)
+			tr.tl, trs[c.Rank()] = recs[c.Rank()], tr
+			return tr.Resize(context.Background(), c)
 		})
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
@@ -107,7 +106,7 @@ training: {batch_size: 64, steps: 2000}
 		const steps = 100
 		next := 0
 		run := func() {
-			errs := parallel(comms, func(c *Comm) error {
+			errs := parallel(comms, func(c *elastic.Comm) error {
 				sc := &stepContext{Context: context.Background()}
 				for s := next; s < next+steps; s++ {
 					if _, err := trs[c.Rank()].step(sc, s); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/timeline"
 )
 
@@ -29,7 +30,7 @@ const clockWords = 3 + 2*clockRounds
 // opened its part becoming time 0 (every node's events come later: they
 // follow a ring formation, which needs rank 0 running). On one host the
 // offsets come out at the scale of a barrier's skew, microseconds.
-func alignClocks(ctx context.Context, c *Comm, r *recorder) error {
+func alignClocks(ctx context.Context, c *elastic.Comm, r *recorder) error {
 	start := time.Now()
 	r.setQuiet(true)
 	defer r.setQuiet(false)

@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"path/filepath"
-	"slices"
 	"time"
 	"unsafe"
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -22,27 +21,36 @@ import (
 // digestEvery is how often (in steps) the nodes compare a digest of θ.
 const digestEvery = 50
 
-// errNewMember is the "failure" that grows the ring: a node joined.
-var errNewMember = errors.New("a node joined: growing the ring")
-
 // trainer runs the step loop of one node, following the global-batch
 // semantics of DESIGN.md: step k of epoch e uses rows P_e[kB:(k+1)B] of a
 // permutation drawn from (seed, e); each node sums the gradients of the batch
 // rows it owns; one allreduce of [Σ gradients, Σ loss, count] gives every node
 // the gradient of the whole batch. θ changes only after a complete allreduce.
+// It runs on an elastic.Group (ring.go): the Group re-forms the ring after a
+// failure, brings the members behind to the same state and calls stepOnce
+// again.
 type trainer struct {
-	w          *worker
+	cfg      *config.Config
+	log      *slog.Logger  // with this node's name and rank
+	base     *slog.Logger  // without them (the name changes when the others evicted this node)
+	name     func() string // this node's gossip name (nil in tests)
+	c        *elastic.Comm // the current ring's communicator (Resize sets it)
+	prom     *promMetrics  // nil without Options.Metrics
+	tl       *recorder     // nil without a timeline
+	progress *Progress
+	onStart  func()
+	resume   bool // -resume: the job's first ring goes on from a checkpoint
+	bench    bool // Options.DataBench
+
 	cands      []*candidate  // the models trained: one, or a search's grid (candidate.go)
 	lastRows   float64       // the last step's global batch rows
 	valFrac    float64       // training.validation_fraction
 	trainBuf   []int         // a batch's training rows (without the validation split)
 	valTables  []*data.Table // this node's validation rows
 	recoveries int           // ring failures recovered from
-	cfg        *config.Config
-	log        *slog.Logger
 
 	data *nodeData
-	v    []float64 // per candidate [Σ grad (P), Σ loss], then [count, a node joined]
+	v    []float64 // per candidate [Σ grad (P), Σ loss], then the count
 	eval []float64 // evaluation sums, per candidate
 
 	sched                  *data.Schedule
@@ -51,74 +59,22 @@ type trainer struct {
 	owned                  data.Batch      // this node's rows of the current batch, by shard
 	metrics                *metricsWriter
 	stats                  *StepStats
-	done                   int  // steps applied to θ (-1: a joiner without state yet)
+	done                   int  // steps applied to θ (-1: no state yet)
 	evalNext               bool // evaluate after the next step (the ring changed)
-	reformNext             bool // a node saw a new member: grow the ring after this step
-	seenGen                uint64
-	failedAt               time.Time // when the ring last failed, until the new ring completes a step
+
+	sc       stepContext
+	started  time.Time        // when the step loop began (zero before)
+	loss     float64          // the last step's batch loss
+	ring     elastic.Ring     // the ring formed last
+	prev     []elastic.Member // the last ring this node stepped in (nil: none yet)
+	left     error            // why it left that ring, until the next one is resized
+	fresh    bool             // the ring being resized is the job's first: its members agree on the data
+	failedAt time.Time        // when the ring last failed, until the new ring completes a step
+	result   *Result          // once the run ended
 }
 
-// comm is the current ring's communicator (the worker's: recovery replaces
-// it).
-func (t *trainer) comm() *Comm { return t.w.comm }
-
-// wantsReform reports whether gossip shows a live member of this job that is
-// not in the ring (a joiner, or a node back from a failure). It looks at the
-// member list only when the membership changed, so a step allocates nothing.
-func (t *trainer) wantsReform() bool {
-	mem := t.w.mem
-	if mem == nil || mem.Generation() == t.seenGen {
-		return false
-	}
-	t.seenGen = mem.Generation()
-	for _, m := range mem.Members() {
-		if !slices.ContainsFunc(t.w.members, func(x Member) bool { return x.Name == m.Name }) {
-			return true
-		}
-	}
-	return false
-}
-
-func newTrainer(ctx context.Context, w *worker) (*trainer, error) {
-	w.progress.setPhase(PhaseLoading)
-	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, w.cfg.Cluster.Timeout.Duration)
-	defer cancel()
-	d, err := loadData(sctx, w.comm, w.members, w.cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	w.tl.dataLoaded(d)
-	t := &trainer{w: w, cfg: w.cfg, log: w.log.With("rank", w.comm.Rank()), data: d}
-	if err := t.build(); err != nil {
-		return nil, err
-	}
-	// No node starts training (and so none counts as lost later) before
-	// every node has read its rows: a node that cannot fails the start.
-	if err := w.comm.Barrier(sctx); err != nil {
-		return nil, ringFailure(fmt.Errorf("waiting for every node to load its data (did another node fail? see its lines): %w", err))
-	}
-	if err := t.openMetrics(w.resume); err != nil {
-		return nil, err
-	}
-	t.buildValidation()
-	return t, nil
-}
-
-// newJoiner is the trainer of a node that joins a running ring: it has no
-// rows, model or state yet; resume brings all three from the ring.
-func newJoiner(ctx context.Context, w *worker) (*trainer, error) {
-	if err := checkOutputDir(w.cfg.Output.Dir); err != nil {
-		return nil, err
-	}
-	d, err := probeData(ctx, w.cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &trainer{w: w, cfg: w.cfg, log: w.log, data: d, done: -1}, nil
-}
+// comm is the current ring's communicator.
+func (t *trainer) comm() *elastic.Comm { return t.c }
 
 // build makes the models, the optimizers, θ and the schedule once the
 // data's shape (features, classes) is known: one candidate, or one per point
@@ -158,7 +114,7 @@ func (t *trainer) build() error {
 		elen += train.EvalLen(c.model)
 		t.cands[i] = c
 	}
-	t.v, t.eval = make([]float64, vlen+2), make([]float64, elen)
+	t.v, t.eval = make([]float64, vlen+1), make([]float64, elen)
 	for i, off := 0, 0; i < len(t.cands); i++ {
 		c := t.cands[i]
 		n := train.EvalLen(c.model)
@@ -184,7 +140,7 @@ func (t *trainer) openMetrics(appendTo bool) error {
 // step runs one training step and returns the batch loss (a search's: the
 // lowest of its candidates'). It allocates nothing.
 func (t *trainer) step(sc *stepContext, step int) (float64, error) {
-	cnt := len(t.v) - 2
+	cnt := len(t.v) - 1
 	t0 := time.Now()
 	if err := t.ownBatch(step); err != nil {
 		return 0, err
@@ -200,16 +156,13 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 		}
 	}
 	t.v[cnt] = float64(t.owned.Len())
-	if t.wantsReform() { // rides on the step's allreduce: every node learns it at the same step
-		t.v[cnt+1] = 1
-	}
 	t1 := time.Now()
 	if err := t.comm().AllReduce(sc.reset(t.cfg.Cluster.StepTimeout.Duration), ring.Sum, t.v); err != nil {
-		return 0, ringFailure(fmt.Errorf("step %d: %w", step, err))
+		return 0, fmt.Errorf("step %d: %w", step, err)
 	}
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
-	t.w.tl.step(step+1, t0, t1, t.owned.Len())
+	t.tl.step(step+1, t0, t1, t.owned.Len())
 	count := t.v[cnt]
 	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
 		t.done, t.lastRows = step+1, 0
@@ -237,16 +190,59 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t.done = step + 1
 	t.steps = t.runSteps()
 	t.lastRows = count
-	t.reformNext = t.v[cnt+1] > 0
 	t.stats.Samples += int64(count)
-	t.w.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
+	t.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
 	return loss, nil
 }
 
-func (t *trainer) run(ctx context.Context) (*Result, error) {
-	sc := &stepContext{Context: ctx}
-	stepTimeout := t.cfg.Cluster.StepTimeout.Duration
-	start := time.Now()
+// stepOnce is what the Group calls over and over: one step and what
+// follows it (stopping rule, checkpoint, θ check, evaluation); once the
+// run's steps are done, the outputs, then elastic.ErrStop. A collective
+// that fails leaves θ as it was before the step: the Group re-forms the
+// ring and calls again.
+func (t *trainer) stepOnce(ctx context.Context, c *elastic.Comm) error {
+	t.sc.Context = ctx
+	sc, stepTimeout := &t.sc, t.cfg.Cluster.StepTimeout.Duration
+	if t.started.IsZero() {
+		t.begin()
+		if t.bench {
+			return t.benchData(ctx)
+		}
+	}
+	if t.done >= t.steps {
+		return t.finish(sc.reset(stepTimeout))
+	}
+	var err error
+	if t.loss, err = t.step(sc, t.done); err != nil {
+		return err
+	}
+	t.progress.stepped(t.done, t.loss, t.stats.Samples)
+	if err := t.applyStoppingRule(sc.reset(stepTimeout)); err != nil {
+		return err
+	}
+	if !t.failedAt.IsZero() {
+		t.firstStepAfterRecovery()
+	}
+	if k := t.cfg.Checkpoint.Every; k > 0 && t.done%k == 0 {
+		if err := t.saveCheckpoint(); err != nil {
+			return err
+		}
+	}
+	if t.done%digestEvery == 0 || t.done == t.steps {
+		if err := t.checkSameTheta(sc.reset(stepTimeout), t.done); err != nil {
+			return err
+		}
+	}
+	if ev := t.cfg.Training.EvalEvery; (ev > 0 && t.done%ev == 0) || t.done == t.steps || t.evalNext {
+		t.evalNext = false
+		return t.evaluate(sc.reset(stepTimeout), t.done, t.loss, time.Since(t.started))
+	}
+	return nil
+}
+
+// begin starts the step loop, in the first ring this node steps in.
+func (t *trainer) begin() {
+	t.started = time.Now()
 	task := t.cands[0].model.Task()
 	attrs := []any{"task", task, "loss", lossName(task), "classes", t.data.classes, "rows", t.data.rows, "own rows", t.data.train.Len(), "rows read", t.data.read,
 		"read in", t.data.readTook.Round(time.Millisecond), "data bytes", t.data.train.Bytes(), "params", t.paramsLen(),
@@ -255,100 +251,32 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		attrs = append(attrs, "candidates", len(t.cands), "search metric", t.cfg.SearchMetric(task))
 	}
 	t.log.Info("training", append(attrs, noticeIf(t.comm().Rank() == 0))...)
-	if t.w.resume {
-		if err := t.resumeFromCheckpoint(sc.reset(stepTimeout)); err != nil {
-			return nil, err
-		}
+	if t.onStart != nil {
+		t.onStart()
 	}
-	if t.w.mem != nil {
-		if err := t.w.mem.SetTraining(); err != nil {
-			return nil, err
-		}
-		t.seenGen = t.w.mem.Generation()
-	}
-	if t.w.onStart != nil {
-		t.w.onStart()
-	}
-	t.w.progress.setRun(t.steps, t.perEpoch)
-	t.w.progress.setPhase(PhaseTraining)
-	var loss float64
-	for t.done < t.steps {
-		err := func() error {
-			var err error
-			if loss, err = t.step(sc, t.done); err != nil {
-				return err
-			}
-			t.w.progress.stepped(t.done, loss, t.stats.Samples)
-			if err := t.applyStoppingRule(sc.reset(stepTimeout)); err != nil {
-				return err
-			}
-			if !t.failedAt.IsZero() {
-				t.firstStepAfterRecovery()
-			}
-			if k := t.cfg.Checkpoint.Every; k > 0 && t.done%k == 0 {
-				if err := t.saveCheckpoint(); err != nil {
-					return err
-				}
-			}
-			if t.done%digestEvery == 0 || t.done == t.steps {
-				if err := t.checkSameTheta(sc.reset(stepTimeout), t.done); err != nil {
-					return err
-				}
-			}
-			if ev := t.cfg.Training.EvalEvery; (ev > 0 && t.done%ev == 0) || t.done == t.steps || t.evalNext {
-				t.evalNext = false
-				return t.evaluate(sc.reset(stepTimeout), t.done, loss, time.Since(start))
-			}
-			return nil
-		}()
-		if err == nil && t.reformNext {
-			t.reformNext = false
-			err = ringFailure(errNewMember)
-		}
-		if err == nil {
-			continue
-		}
-		if !isRingFailure(err) {
-			return nil, err
-		}
-		if err := t.recover(ctx, err); err != nil {
-			return nil, err
-		}
-	}
-	t.stats.Wall = time.Since(start)
-	t.w.progress.setPhase(PhaseSaving)
-	res := &Result{Steps: t.steps, Stats: t.stats}
-	for { // the lowest rank writes the outputs; if it dies doing so, the next one does
-		err := t.finish(sc.reset(stepTimeout), res, loss)
-		if err == nil {
-			t.w.progress.setPhase(PhaseDone)
-			return res, nil
-		}
-		if !isRingFailure(err) {
-			return nil, err
-		}
-		if err := t.recover(ctx, err); err != nil {
-			return nil, err
-		}
-	}
+	t.progress.setRun(t.steps, t.perEpoch)
+	t.progress.setPhase(PhaseTraining)
 }
 
-// finish picks the model to keep (a search's best on the validation data),
-// has rank 0 close metrics.csv and write model.json (and search.csv), then
-// waits for every node at a barrier: a node that sees the barrier fail (rank
-// 0 died before it could confirm its outputs) re-forms the ring, whose new
-// rank 0 writes them again.
-func (t *trainer) finish(ctx context.Context, res *Result, loss float64) error {
+// finish picks the model to keep (a search's best on the validation data)
+// and has rank 0 close metrics.csv and write model.json (and search.csv);
+// then the Group confirms at a barrier that every node got here (a node
+// that sees it fail, because rank 0 died before it could confirm its
+// outputs, re-forms the ring, whose new rank 0 writes them again).
+func (t *trainer) finish(ctx context.Context) error {
+	t.progress.setPhase(PhaseSaving)
+	t.stats.Wall = time.Since(t.started)
 	best, err := t.best(ctx)
 	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256(floatBytes(best.theta))
-	res.ThetaSHA256, res.Eval, res.Stopped, res.Recoveries = hex.EncodeToString(sum[:]), best.lastEval, best.stopReason, t.recoveries
+	res := &Result{Steps: t.steps, Stats: t.stats, Rank: t.c.Rank(), Size: t.c.Size(), ThetaSHA256: hex.EncodeToString(sum[:]),
+		Eval: best.lastEval, Stopped: best.stopReason, Recoveries: t.recoveries}
 	if t.searching() {
 		res.Best = best.spec.String()
 	}
-	t.log.Info("done", "steps", t.steps, "loss", loss, "theta sha256", res.ThetaSHA256)
+	t.log.Info("done", "steps", t.steps, "loss", t.loss, "theta sha256", res.ThetaSHA256)
 	if t.metrics != nil {
 		faultPoint("before-save")
 		if err := t.metrics.Close(); err != nil {
@@ -365,11 +293,8 @@ func (t *trainer) finish(ctx context.Context, res *Result, loss float64) error {
 		}
 		res.Model = filepath.Join(t.cfg.Output.Dir, "model.json")
 	}
-	if err := t.comm().Barrier(ctx); err != nil {
-		return ringFailure(fmt.Errorf("confirming the outputs after the last step: %w", err))
-	}
-	res.Rank, res.Size = t.comm().Rank(), t.comm().Size()
-	return nil
+	t.result = res
+	return elastic.ErrStop
 }
 
 // finite reports whether every element of v is a finite number.
@@ -399,12 +324,12 @@ func (t *trainer) keptNote() string {
 // firstStepAfterRecovery reports, once per recovery, how long training
 // stood still: from the failure to the first step the new ring completed.
 func (t *trainer) firstStepAfterRecovery() {
-	t.w.prom.paused(time.Since(t.failedAt))
+	t.prom.paused(time.Since(t.failedAt))
 	if t.comm().Rank() == 0 {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm().Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
 	}
-	t.w.tl.recovered(t.done, t.comm().Size())
+	t.tl.recovered(t.done, t.comm().Size())
 	t.failedAt = time.Time{}
 }
 
@@ -417,7 +342,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 		set = t.data.train
 	}
 	if err := t.evalSums(ctx, set.Tables(), nil); err != nil {
-		return ringFailure(fmt.Errorf("evaluation after step %d: %w", step, err))
+		return fmt.Errorf("evaluation after step %d: %w", step, err)
 	}
 	level := slog.LevelDebug // every node computes the same numbers: rank 0 shows them
 	if t.comm().Rank() == 0 {
@@ -448,7 +373,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
 		} else {
 			attrs = append(attrs, noticeIf(t.comm().Rank() == 0))
-			t.w.prom.eval(m, reg)
+			t.prom.eval(m, reg)
 		}
 		t.log.Log(ctx, level, "eval", attrs...)
 		if t.metrics != nil {
@@ -490,16 +415,17 @@ func (t *trainer) checkSameTheta(ctx context.Context, step int) error {
 	d := make([]float64, n) // once every digestEvery steps: not the hot path
 	d[t.comm().Rank()] = t.thetaDigest()
 	if err := t.comm().AllGather(ctx, d); err != nil {
-		return ringFailure(fmt.Errorf("θ check after step %d: %w", step, err))
+		return fmt.Errorf("θ check after step %d: %w", step, err)
 	}
 	var bad []string
+	ms := t.comm().Members()
 	for r, x := range d {
 		if x != d[0] {
-			bad = append(bad, t.w.members[r].String())
+			bad = append(bad, ms[r].String())
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("after step %d θ differs from rank 0's (%s) on: %v", step, t.w.members[0], bad)
+		return fmt.Errorf("after step %d θ differs from rank 0's (%s) on: %v", step, ms[0], bad)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dmlrun/dmlrun/config"
+	"github.com/dmlrun/dmlrun/elastic"
 )
 
 func testTrainers(t *testing.T, n int, yaml string) []*trainer {
@@ -33,7 +33,7 @@ func startTrainers(t *testing.T, n int, yaml string) ([]*trainer, error) {
 }
 
 // startTrainersOn starts a trainer of the job yaml on each of comms.
-func startTrainersOn(t *testing.T, comms []*Comm, yaml string) ([]*trainer, error) {
+func startTrainersOn(t *testing.T, comms []*elastic.Comm, yaml string) ([]*trainer, error) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -42,25 +42,38 @@ func startTrainersOn(t *testing.T, comms []*Comm, yaml string) ([]*trainer, erro
 	return startTrainersOf(t, comms, cfg)
 }
 
+// newTestTrainer is a trainer of cfg as Run makes one, without a Group:
+// Resize on a communicator starts it, as on a Group's first ring.
+func newTestTrainer(cfg *config.Config, log *slog.Logger) *trainer {
+	return &trainer{cfg: cfg, base: log, log: log, progress: new(Progress)}
+}
+
+// runOn runs tr on c to the end, as a Group does when no member fails.
+func runOn(ctx context.Context, tr *trainer, c *elastic.Comm) (*Result, error) {
+	for {
+		err := tr.stepOnce(ctx, c)
+		if errors.Is(err, elastic.ErrStop) {
+			return tr.result, c.Barrier(ctx)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // startTrainersOf starts a trainer of the job cfg on each of comms, with
 // its outputs in a new temporary directory.
-func startTrainersOf(t *testing.T, comms []*Comm, cfg *config.Config) ([]*trainer, error) {
+func startTrainersOf(t *testing.T, comms []*elastic.Comm, cfg *config.Config) ([]*trainer, error) {
 	t.Helper()
 	cp := *cfg
 	cfg = &cp
 	cfg.Output.Dir = t.TempDir()
-	n := len(comms)
-	members := make([]Member, n)
-	for r := range members {
-		members[r] = Member{Name: fmt.Sprint("m", r), Meta: Meta{Host: "h", Slot: r}}
-	}
-	trs := make([]*trainer, n)
-	errs := parallel(comms, func(c *Comm) error {
-		var err error
-		w := &worker{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), comm: c, members: members, prom: newPromMetrics()}
-		w.prom.ring(c, 0) // metrics on: the step loop must not allocate with them either
-		trs[c.Rank()], err = newTrainer(context.Background(), w)
-		return err
+	trs := make([]*trainer, len(comms))
+	errs := parallel(comms, func(c *elastic.Comm) error {
+		tr := newTestTrainer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		tr.prom = newPromMetrics() // metrics on: the step loop must not allocate with them either
+		trs[c.Rank()] = tr
+		return tr.Resize(context.Background(), c)
 	})
 	t.Cleanup(func() {
 		for _, tr := range trs {
@@ -150,7 +163,7 @@ training: {batch_size: 64, steps: 2000`+val+`}
 			t.Errorf("%s: allocations in windows of %d steps on 2 ranks: %v", model, steps, counts)
 		}
 		for _, tr := range trs { // the hooks did run
-			if got, want := testutil.ToFloat64(tr.w.prom.steps), float64(from-warm); got != want {
+			if got, want := testutil.ToFloat64(tr.prom.steps), float64(from-warm); got != want {
 				t.Errorf("%s: rank %d: dmlrun_steps_total %v after %v steps", model, tr.comm().Rank(), got, want)
 			}
 		}

@@ -80,7 +80,7 @@ func (t *trainer) hasValidation() bool { return t.valFrac > 0 || t.data.valSrc !
 // validation data (one allreduce for all) into their val metrics.
 func (t *trainer) validationScores(ctx context.Context, step int, live func(*candidate) bool) error {
 	if err := t.evalSums(ctx, t.valTables, func(c *candidate) bool { return !live(c) }); err != nil {
-		return ringFailure(fmt.Errorf("validation after step %d: %w", step, err))
+		return fmt.Errorf("validation after step %d: %w", step, err)
 	}
 	for _, c := range t.cands {
 		if !live(c) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
+	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/launch"
 	"github.com/dmlrun/dmlrun/node"
 	"github.com/dmlrun/dmlrun/transport"
@@ -384,11 +385,11 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	if f.iface != "" {
-		if f.bind, err = node.InterfaceAddr(f.iface, f.bind); err != nil {
+		if f.bind, err = elastic.InterfaceAddr(f.iface, f.bind); err != nil {
 			return err
 		}
 		if h, _, _ := net.SplitHostPort(f.metrics); f.metrics != "" && (h == "" || net.ParseIP(h).IsUnspecified()) {
-			if f.metrics, err = node.InterfaceAddr(f.iface, f.metrics); err != nil {
+			if f.metrics, err = elastic.InterfaceAddr(f.iface, f.metrics); err != nil {
 				return err
 			}
 		}
@@ -422,7 +423,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		// Its own fault, reported even when the launcher is stopping the job
 		// already (another node's failure, caused by this one, came first).
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, node.ErrQuorumLost) && !errors.Is(err, node.ErrEvicted) && !node.IsPeerFailure(err) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, elastic.ErrQuorumLost) && !errors.Is(err, elastic.ErrEvicted) && !node.IsPeerFailure(err) {
 			_ = child.Send(launch.NodeReport{Fault: err.Error()})
 		}
 		return err

@@ -5,6 +5,7 @@ package elastictest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -23,6 +24,16 @@ func Config() elastic.CommConfig {
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Timeout: 20 * time.Second,
 	}
+}
+
+// Members names the ranks at addrs as a Group would: m0, m1, ... on host
+// "h", slot = rank, data plane at the address.
+func Members(addrs []string) []elastic.Member {
+	ms := make([]elastic.Member, len(addrs))
+	for r, a := range addrs {
+		ms[r] = elastic.Member{Name: fmt.Sprint("m", r), Meta: elastic.Meta{Host: "h", Slot: r, Data: a}}
+	}
+	return ms
 }
 
 // Comms connects n ranks over real TCP on 127.0.0.1 ephemeral ports; they
@@ -55,6 +66,9 @@ func CommsWith(t testing.TB, n int, cfg elastic.CommConfig, edit func(r int, c *
 	for r := range n {
 		wg.Go(func() {
 			rc := cfg
+			if rc.Members == nil {
+				rc.Members = Members(addrs)
+			}
 			if edit != nil {
 				edit(r, &rc)
 			}
