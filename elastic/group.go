@@ -174,10 +174,15 @@ func (g *Group) Run(ctx context.Context, st State, step func(ctx context.Context
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.formed && time.Now().After(joinBy) {
-			return d.notFormed()
-		}
 		mem := g.membership()
+		if !d.formed {
+			if err := mem.Refused(); err != nil { // a node of another job tried to join: a mistake to report at once
+				return err
+			}
+			if time.Now().After(joinBy) {
+				return d.notFormed()
+			}
+		}
 		if !d.formed && time.Since(knocked) > 250*time.Millisecond {
 			// Until the first ring forms, a full-state exchange with every
 			// known member: gossip alone can take until the next push-pull
@@ -498,8 +503,15 @@ func (d *driver) renew(ctx context.Context) error {
 // notFormed is Run's error when no first ring formed within JoinTimeout.
 func (d *driver) notFormed() error {
 	ms := d.g.membership().Members()
-	return fmt.Errorf("elastic: no ring formed within %v: waiting for %d members, %d present (%s)",
-		d.g.cfg.JoinTimeout, d.g.cfg.Nodes, len(ms), ringNames(ms))
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.String()
+	}
+	if len(ms) >= d.g.cfg.Nodes {
+		return fmt.Errorf("elastic: no ring formed within %v, with %d members present (%s)", d.g.cfg.JoinTimeout, len(ms), strings.Join(names, ", "))
+	}
+	return fmt.Errorf("elastic: no ring formed within %v: waiting for %d nodes: only %d joined (%s); %d missing",
+		d.g.cfg.JoinTimeout, d.g.cfg.Nodes, len(ms), strings.Join(names, ", "), d.g.cfg.Nodes-len(ms))
 }
 
 func ringNames(ms []Member) string {

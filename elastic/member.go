@@ -417,14 +417,9 @@ func (m *Membership) WaitFor(ctx context.Context, n int) ([]Member, error) {
 	for {
 		m.mu.Lock()
 		changed := m.changed
-		var refused []string
-		for name, why := range m.refused {
-			refused = append(refused, name+": "+why)
-		}
 		m.mu.Unlock()
-		if len(refused) > 0 {
-			slices.Sort(refused)
-			return nil, fmt.Errorf("%w: refused %s", ErrConfigMismatch, strings.Join(refused, "; "))
+		if err := m.Refused(); err != nil {
+			return nil, err
 		}
 		ms := m.Members()
 		if len(ms) >= n {
@@ -442,6 +437,22 @@ func (m *Membership) WaitFor(ctx context.Context, n int) ([]Member, error) {
 		case <-time.After(time.Second): // re-check state changes that send no event
 		}
 	}
+}
+
+// Refused is an ErrConfigMismatch naming the nodes of another job
+// configuration that tried to join, or nil.
+func (m *Membership) Refused() error {
+	m.mu.Lock()
+	var refused []string
+	for name, why := range m.refused {
+		refused = append(refused, name+": "+why)
+	}
+	m.mu.Unlock()
+	if len(refused) == 0 {
+		return nil
+	}
+	slices.Sort(refused)
+	return fmt.Errorf("%w: refused %s", ErrConfigMismatch, strings.Join(refused, "; "))
 }
 
 // WaitChange returns when the membership changes, ctx ends, or after d.
