@@ -61,20 +61,7 @@ func TestGroupSurvivesAMemberLeaving(t *testing.T) {
 	want := float64(steps) * n * (n + 1) / 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	groups := make([]*Group, 4)
-	for i := range groups {
-		cfg := DefaultLocalConfig()
-		cfg.Cluster, cfg.Secret, cfg.Nodes, cfg.Slot = "sum", []byte("change me"), 4, i
-		cfg.Logger = quietLogger()
-		if i > 0 {
-			cfg.Join = []string{groups[0].Addr()}
-		}
-		g, err := Start(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		groups[i] = g
-	}
+	groups := startGroups(t, ctx, 4)
 	victim := 2
 	stepped := make(chan struct{})
 	var once sync.Once
@@ -117,11 +104,6 @@ func TestGroupSurvivesAMemberLeaving(t *testing.T) {
 		}
 		if errs[i] != nil || s.step != steps || s.total != want {
 			t.Errorf("member %d: %v, step %d, total %v; want %d steps and %v", i, errs[i], s.step, s.total, steps, want)
-		}
-	}
-	for i, g := range groups {
-		if i != victim {
-			g.Close()
 		}
 	}
 }
@@ -283,7 +265,7 @@ func startGroups(t *testing.T, ctx context.Context, n int) []*Group {
 	groups := make([]*Group, n)
 	for i := range groups {
 		cfg := DefaultLocalConfig()
-		cfg.Cluster, cfg.Secret, cfg.Nodes, cfg.Slot = "alloc", []byte("change me"), n, i
+		cfg.Cluster, cfg.Secret, cfg.Nodes, cfg.Slot = "test", []byte("change me"), n, i
 		cfg.Logger = quietLogger()
 		if i > 0 {
 			cfg.Join = []string{groups[0].Addr()}
