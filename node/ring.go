@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/ring"
 )
 
@@ -62,7 +63,7 @@ func (t *trainer) RingLeft(step int, cause error) {
 		t.failedAt = now
 	}
 	t.left = cause
-	t.tl.ringFailed(now, cause, step)
+	t.tl.RingFailed(now, cause, step)
 	t.progress.setPhase(PhaseRecovering)
 	if errors.Is(cause, errNewMember) {
 		t.log.Debug("a node joined: re-forming the ring", "step", step)
@@ -100,7 +101,7 @@ func (t *trainer) Resize(ctx context.Context, c *elastic.Comm) error {
 		}
 	}
 	t.buildValidation()
-	t.tl.dataLoaded(t.data)
+	t.tl.DataLoaded(t.data.loadStart, t.data.loadEnd, t.data.read, t.data.train.Len())
 	if t.metrics != nil && c.Rank() != 0 { // metrics.csv goes to the new rank 0
 		t.metrics.Close()
 		t.metrics = nil
@@ -131,12 +132,12 @@ func (t *trainer) shape(ctx context.Context) error {
 	if has == 1 {
 		root = float64(c.Rank())
 	}
-	v := []float64{t.tl.clockFlag(), has, -has, -root}
+	v := []float64{t.tl.Recording(), has, -has, -root}
 	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)
 	}
 	if v[0] > 0 {
-		if err := alignClocks(ctx, c, t.tl); err != nil {
+		if err := jobtrace.AlignClocks(ctx, c, t.tl); err != nil {
 			return err
 		}
 	}
@@ -237,7 +238,7 @@ func (t *trainer) logRing() {
 		t.prom.recovered(cause)
 		level(msg, "lost", lost, "joined", joined, "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(ms)),
 			"ring", ringString(ms), "epoch", c.Epoch(), "resume at step", t.done, "pause", time.Since(t.failedAt).Round(time.Millisecond), noticeIf(lead))
-		t.tl.ringReformed(t.failedAt, c.Rank(), c.Size(), t.done)
+		t.tl.RingReformed(t.failedAt, c.Rank(), c.Size(), t.done)
 	}
 }
 

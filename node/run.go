@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/transport"
 )
 
@@ -46,8 +47,8 @@ type Options struct {
 	// instead of training.
 	DataBench bool
 	// Timeline, when its Part is set, streams this node's events to a
-	// Chrome trace part (see TimelineOptions).
-	Timeline TimelineOptions
+	// Chrome trace part (see jobtrace.Options).
+	Timeline jobtrace.Options
 	// OnStart, when set, is called once the step loop starts (a launcher
 	// then knows that a node lost from here on is a failure to survive,
 	// not a job that cannot start).
@@ -113,11 +114,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			host = h
 		}
 	}
-	tl, err := startTimeline(o.Timeline, host, o.Slot, log)
+	tl, err := jobtrace.Start(o.Timeline, host, o.Slot, log)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { tl.close(err) }()
+	defer func() { tl.Close(err) }()
 	t := &trainer{cfg: cfg, base: log, log: log, prom: prom, tl: tl, progress: o.Progress, onStart: o.OnStart, resume: o.Resume, bench: o.DataBench}
 	if t.progress == nil {
 		t.progress = new(Progress) // the stall inspector reads the step from it
@@ -176,7 +177,7 @@ func groupConfig(o Options, host string, t *trainer) elastic.Config {
 	gc.Protection = protection(cfg.Cluster)
 	gc.StepTimeout, gc.JoinTimeout, gc.RejoinTimeout = cfg.Cluster.StepTimeout.Duration, cfg.Cluster.Timeout.Duration, cfg.Cluster.RejoinTimeout.Duration
 	gc.StallWarn, gc.OnStall = cfg.Cluster.StallWarn.Duration, t.stalled
-	gc.Tracer, gc.Events, gc.Logger = t.tl.tracer(), t, o.Logger
+	gc.Tracer, gc.Events, gc.Logger = t.tl.Tracer(), t, o.Logger
 	return gc
 }
 

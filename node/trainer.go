@@ -14,6 +14,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 )
@@ -31,12 +32,12 @@ const digestEvery = 50
 // again.
 type trainer struct {
 	cfg      *config.Config
-	log      *slog.Logger  // with this node's name and rank
-	base     *slog.Logger  // without them (the name changes when the others evicted this node)
-	name     func() string // this node's gossip name (nil in tests)
-	c        *elastic.Comm // the current ring's communicator (Resize sets it)
-	prom     *promMetrics  // nil without Options.Metrics
-	tl       *recorder     // nil without a timeline
+	log      *slog.Logger       // with this node's name and rank
+	base     *slog.Logger       // without them (the name changes when the others evicted this node)
+	name     func() string      // this node's gossip name (nil in tests)
+	c        *elastic.Comm      // the current ring's communicator (Resize sets it)
+	prom     *promMetrics       // nil without Options.Metrics
+	tl       *jobtrace.Recorder // nil without a timeline
 	progress *Progress
 	onStart  func()
 	resume   bool // -resume: the job's first ring goes on from a checkpoint
@@ -162,7 +163,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	}
 	t2 := time.Now()
 	t.stats.add(t1.Sub(t0), t2.Sub(t1))
-	t.tl.step(step+1, t0, t1, t.owned.Len())
+	t.tl.Step(step+1, t0, t1, t.owned.Len())
 	count := t.v[cnt]
 	if count == 0 && t.valFrac > 0 { // every row of this batch is held out: nothing to learn
 		t.done, t.lastRows = step+1, 0
@@ -329,7 +330,7 @@ func (t *trainer) firstStepAfterRecovery() {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm().Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
 	}
-	t.tl.recovered(t.done, t.comm().Size())
+	t.tl.Recovered(t.done, t.comm().Size())
 	t.failedAt = time.Time{}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/launch"
 	"github.com/dmlrun/dmlrun/node"
 	"github.com/dmlrun/dmlrun/transport"
@@ -69,7 +70,7 @@ func parseLaunch(args []string, stderr io.Writer) (launchFlags, error) {
 	fs.StringVar(&f.logDir, "log-dir", "", "where each node's full log goes, as rank-N.log (default <output.dir>/logs)")
 	fs.IntVar(&f.metricsPort, "metrics-port", 0, "every node serves Prometheus metrics at /metrics, slot i of each host on this port + i (0: none)")
 	fs.StringVar(&f.timeline, "timeline", "", "write a Chrome trace of the job (every rank's steps, allreduces, data loading, recoveries) to `FILE`")
-	fs.IntVar(&f.timelineSteps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps of each node in the -timeline trace")
+	fs.IntVar(&f.timelineSteps, "timeline-steps", jobtrace.DefaultSteps, "record the first N steps of each node in the -timeline trace")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -301,7 +302,7 @@ type nodeFlags struct {
 	dataBench             bool
 	resume                bool
 	metrics               string
-	timeline              node.TimelineOptions
+	timeline              jobtrace.Options
 	config                string
 }
 
@@ -326,7 +327,7 @@ func parseNode(args []string, stderr io.Writer) (nodeFlags, error) {
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; with -iface, a missing or 0.0.0.0 host is that interface's address)")
 	fs.StringVar(&f.timeline.Part, "timeline-part", "", "stream this node's timeline events (a Chrome trace) to `FILE`; dmlrun -timeline merges the parts")
 	fs.IntVar(&f.timeline.PID, "timeline-pid", -1, "process id of this node in the merged timeline (default: its first rank)")
-	fs.IntVar(&f.timeline.Steps, "timeline-steps", node.DefaultTimelineSteps, "record the first N steps in the timeline part")
+	fs.IntVar(&f.timeline.Steps, "timeline-steps", jobtrace.DefaultSteps, "record the first N steps in the timeline part")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

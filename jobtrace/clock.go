@@ -1,4 +1,4 @@
-package node
+package jobtrace
 
 import (
 	"context"
@@ -9,19 +9,20 @@ import (
 	"github.com/dmlrun/dmlrun/timeline"
 )
 
-// clockRounds is how many barriers alignClocks reads the clocks after; the
+// clockRounds is how many barriers AlignClocks reads the clocks after; the
 // offset is the median over them.
 const clockRounds = 5
 
-// clockWords is what each rank contributes to alignClocks' allgather:
+// clockWords is what each rank contributes to AlignClocks' allgather:
 // whether an earlier ring aligned it, its shift, and its readings (each
 // int64 as two exact float64 halves).
 const clockWords = 3 + 2*clockRounds
 
-// alignClocks puts every member of a newly formed ring on one trace clock.
-// It runs on every member whenever any of them records a timeline (the
-// decision is taken in agreeOnView, so that the ring's collectives stay in
-// step), recording or not: clockRounds times, a barrier and then each rank
+// AlignClocks puts every member of a newly formed ring on one trace clock.
+// It must run on every member whenever any of them records a timeline,
+// recording or not (r nil), so that the ring's collectives stay in step:
+// the caller decides it alike everywhere, say by a Max allreduce of
+// Recording(). It does clockRounds times, a barrier and then each rank
 // reads its clock; one allgather brings every rank all readings. A rank's
 // offset is the median of its readings minus the anchor's
 // (timeline.ClockOffsets), the anchor being the lowest rank that an
@@ -30,7 +31,7 @@ const clockWords = 3 + 2*clockRounds
 // opened its part becoming time 0 (every node's events come later: they
 // follow a ring formation, which needs rank 0 running). On one host the
 // offsets come out at the scale of a barrier's skew, microseconds.
-func alignClocks(ctx context.Context, c *elastic.Comm, r *recorder) error {
+func AlignClocks(ctx context.Context, c *elastic.Comm, r *Recorder) error {
 	start := time.Now()
 	r.setQuiet(true)
 	defer r.setQuiet(false)

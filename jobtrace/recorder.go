@@ -1,4 +1,4 @@
-package node
+package jobtrace
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/dmlrun/dmlrun/timeline"
 )
 
-// TimelineOptions configure this node's part of a job's timeline (`dmlrun
-// -timeline FILE`): a Chrome trace of its steps, allreduces, data loading
-// and ring changes, on a clock aligned with the other nodes' (see
-// alignClocks), which the launcher merges with the other parts.
-type TimelineOptions struct {
+// Options configure this node's part of a job's timeline: a Chrome trace
+// of its steps, allreduces, data loading and ring changes, on a clock
+// aligned with the other nodes' (see AlignClocks), which the launcher
+// merges with the other parts.
+type Options struct {
 	// Part is the file the node streams its events to; "" records nothing.
 	// If it exists (a restarted node), the part goes beside it.
 	Part string
@@ -24,14 +24,14 @@ type TimelineOptions struct {
 	// its launch index); negative means its rank in the first ring it is in.
 	PID int
 	// Steps caps the part: the node records the compute and collectives of
-	// its first Steps steps (0: DefaultTimelineSteps), and ring changes,
+	// its first Steps steps (0: DefaultSteps), and ring changes,
 	// data loads and clock alignments throughout, up to maxRingEvents.
 	Steps int
 }
 
-// DefaultTimelineSteps is the step cap of a timeline part: 10,000 steps are
+// DefaultSteps is the step cap of a timeline part: 10,000 steps are
 // 3 to 4 MB per node (three or four events a step, 100 bytes each).
-const DefaultTimelineSteps = 10_000
+const DefaultSteps = 10_000
 
 // maxRingEvents caps the events that are not part of a step (failures,
 // re-formed rings, data loads, clock alignments): a ring change records a
@@ -50,13 +50,13 @@ const (
 // last flushEvery (or 64 KiB of them), written at the next step boundary.
 const flushEvery = 10 * time.Millisecond
 
-// recorder writes this node's timeline part. Every method is safe on a nil
-// recorder (no timeline) and then costs one comparison. Only the node's
+// Recorder writes this node's timeline part. Every method is safe on a nil
+// Recorder (no timeline) and then costs one comparison. Only the node's
 // own goroutine calls it: the step loop, the ring (as its Tracer) and
-// recovery.
-type recorder struct {
+// the ring's changes.
+type Recorder struct {
 	w          *timeline.Writer
-	opts       TimelineOptions
+	opts       Options
 	host       string
 	slot       int
 	log        *slog.Logger
@@ -76,9 +76,10 @@ type recorder struct {
 	problemLog bool
 }
 
-// startTimeline opens the part file of o (nil, nil without one): a path
-// that cannot be written fails the node before it joins the cluster.
-func startTimeline(o TimelineOptions, host string, slot int, log *slog.Logger) (*recorder, error) {
+// Start opens the part file of o (nil, nil without one) for the node in
+// slot slot of host: a path that cannot be written fails the node before
+// it joins the cluster.
+func Start(o Options, host string, slot int, log *slog.Logger) (*Recorder, error) {
 	if o.Part == "" {
 		return nil, nil
 	}
@@ -87,22 +88,22 @@ func startTimeline(o TimelineOptions, host string, slot int, log *slog.Logger) (
 		return nil, err
 	}
 	if o.Steps <= 0 {
-		o.Steps = DefaultTimelineSteps
+		o.Steps = DefaultSteps
 	}
 	now := time.Now()
 	log.Info("timeline", "part", w.Path(), "steps", o.Steps)
-	return &recorder{w: w, opts: o, host: host, slot: slot, log: log, base: now, baseNs: now.UnixNano(), lastFlush: now}, nil
+	return &Recorder{w: w, opts: o, host: host, slot: slot, log: log, base: now, baseNs: now.UnixNano(), lastFlush: now}, nil
 }
 
 // local is t on this node's clock, in nanoseconds since the Unix epoch.
-func (r *recorder) local(t time.Time) int64 { return r.baseNs + int64(t.Sub(r.base)) }
+func (r *Recorder) local(t time.Time) int64 { return r.baseNs + int64(t.Sub(r.base)) }
 
 // ts is t on the job's trace clock.
-func (r *recorder) ts(t time.Time) int64 { return r.local(t) - r.shift }
+func (r *Recorder) ts(t time.Time) int64 { return r.local(t) - r.shift }
 
-// tracer is the recorder as the ring's Tracer: nil without a timeline, so
+// Tracer is the Recorder as the ring's Tracer: nil without a timeline, so
 // that the ring does not even call it.
-func (r *recorder) tracer() ring.Tracer {
+func (r *Recorder) Tracer() ring.Tracer {
 	if r == nil {
 		return nil
 	}
@@ -111,13 +112,13 @@ func (r *recorder) tracer() ring.Tracer {
 
 // recordingSteps says whether step events (compute, collectives) are
 // recorded now.
-func (r *recorder) recordingSteps() bool {
+func (r *Recorder) recordingSteps() bool {
 	return r.aligned && !r.quiet && r.steps < r.opts.Steps
 }
 
 // ringEvent says whether one more event outside the steps may be recorded,
 // and counts it.
-func (r *recorder) ringEvent() bool {
+func (r *Recorder) ringEvent() bool {
 	if r == nil || !r.aligned || r.other >= maxRingEvents {
 		return false
 	}
@@ -126,7 +127,7 @@ func (r *recorder) ringEvent() bool {
 }
 
 // Begin is ring.Tracer's: a collective or a phase of one starts.
-func (r *recorder) Begin(ring.Span) {
+func (r *Recorder) Begin(ring.Span) {
 	if r.depth < len(r.open) {
 		r.open[r.depth] = time.Now()
 	}
@@ -135,7 +136,7 @@ func (r *recorder) Begin(ring.Span) {
 
 // End is ring.Tracer's: the span begun last ends. It allocates nothing
 // unless the collective failed.
-func (r *recorder) End(s ring.Span, seq uint64, err error) {
+func (r *Recorder) End(s ring.Span, seq uint64, err error) {
 	r.depth--
 	if r.depth < 0 || r.depth >= len(r.open) {
 		r.depth = max(r.depth, 0)
@@ -152,9 +153,9 @@ func (r *recorder) End(s ring.Span, seq uint64, err error) {
 	e.Done()
 }
 
-// step records the compute part of step n (1-based: the steps done after
+// Step records the compute part of step n (1-based: the steps done after
 // it), [t0, t1], and writes the events out every flushEvery.
-func (r *recorder) step(n int, t0, t1 time.Time, rows int) {
+func (r *Recorder) Step(n int, t0, t1 time.Time, rows int) {
 	if r == nil || !r.recordingSteps() {
 		return
 	}
@@ -171,9 +172,9 @@ func (r *recorder) step(n int, t0, t1 time.Time, rows int) {
 	}
 }
 
-// dataLoaded records a load of this node's rows (the first) or a re-shard
-// (after a ring change).
-func (r *recorder) dataLoaded(d *nodeData) {
+// DataLoaded records a load of this node's rows (the first) or a re-shard
+// (after a ring change), from start to end: read rows read, own of them kept.
+func (r *Recorder) DataLoaded(start, end time.Time, read, own int) {
 	if !r.ringEvent() {
 		return
 	}
@@ -182,33 +183,33 @@ func (r *recorder) dataLoaded(d *nodeData) {
 		name = "re-shard"
 	}
 	r.loads++
-	r.w.Complete(laneData, name, r.ts(d.loadStart), int64(d.loadEnd.Sub(d.loadStart))).
-		Int("rows read", int64(d.read)).Int("own rows", int64(d.train.Len())).Done()
+	r.w.Complete(laneData, name, r.ts(start), int64(end.Sub(start))).
+		Int("rows read", int64(read)).Int("own rows", int64(own)).Done()
 }
 
-// ringFailed records a failure of the ring (or a joiner to take in) after
+// RingFailed records a failure of the ring (or a joiner to take in) after
 // step, and the start of the recovery, and writes it out at once.
-func (r *recorder) ringFailed(at time.Time, cause error, step int) {
+func (r *Recorder) RingFailed(at time.Time, cause error, step int) {
 	if !r.ringEvent() {
 		return
 	}
 	name := "ring failed"
 	switch {
-	case errors.Is(cause, errNewMember):
+	case errors.Is(cause, elastic.ErrMemberJoined):
 		name = "node joining"
 	case errors.Is(cause, context.Canceled):
 		name = "interrupted"
 	}
 	r.w.Instant(laneRecovery, name, r.ts(at)).Int("step", int64(step)).Str("cause", cause.Error()).Done()
 	if r.failedAt.IsZero() {
-		r.failedAt, r.growing = at, errors.Is(cause, errNewMember)
+		r.failedAt, r.growing = at, errors.Is(cause, elastic.ErrMemberJoined)
 	}
 	r.flush()
 }
 
-// ringReformed records one re-formation of the ring, from the failure
+// RingReformed records one re-formation of the ring, from the failure
 // (from) to a ring that agreed on the step and re-sharded the rows.
-func (r *recorder) ringReformed(from time.Time, rank, size, step int) {
+func (r *Recorder) RingReformed(from time.Time, rank, size, step int) {
 	if !r.ringEvent() {
 		return
 	}
@@ -216,9 +217,9 @@ func (r *recorder) ringReformed(from time.Time, rank, size, step int) {
 		Int("rank", int64(rank)).Int("size", int64(size)).Int("resume at step", int64(step)).Done()
 }
 
-// recovered records the whole recovery, from the failure to the first step
+// Recovered records the whole recovery, from the failure to the first step
 // the new ring completed (step), and writes it out.
-func (r *recorder) recovered(step, size int) {
+func (r *Recorder) Recovered(step, size int) {
 	if r == nil || r.failedAt.IsZero() {
 		return
 	}
@@ -230,7 +231,7 @@ func (r *recorder) recovered(step, size int) {
 	r.flush()
 }
 
-func (r *recorder) recoveryName() string {
+func (r *Recorder) recoveryName() string {
 	if r.growing {
 		return "grow ring"
 	}
@@ -239,16 +240,16 @@ func (r *recorder) recoveryName() string {
 
 // flush writes the buffered events; a write error is logged once and the
 // timeline goes on without them.
-func (r *recorder) flush() {
+func (r *Recorder) flush() {
 	if err := r.w.Flush(); err != nil && !r.problemLog {
 		r.problemLog = true
 		r.log.Warn("timeline: events lost", "err", err)
 	}
 }
 
-// close records a recovery still in progress and, after a failure, the
+// Close records a recovery still in progress and, after a failure, the
 // error this node exits with, and closes the part.
-func (r *recorder) close(err error) {
+func (r *Recorder) Close(err error) {
 	if r == nil {
 		return
 	}
@@ -264,20 +265,27 @@ func (r *recorder) close(err error) {
 	}
 }
 
-// clockFlag is this node's vote in agreeOnView: 1 if it records a timeline
-// (then every member of the ring measures its clock offset, so that the
-// ring's collectives stay in step), 0 otherwise.
-func (r *recorder) clockFlag() float64 {
+// Recording is 1 if this node records a timeline, 0 otherwise: its vote,
+// in a Max allreduce, on whether a new ring runs AlignClocks.
+func (r *Recorder) Recording() float64 {
 	if r == nil {
 		return 0
 	}
 	return 1
 }
 
-// clock returns this node's clock reading for alignClocks, and its shift
+// Path is the part's file ("" without a timeline).
+func (r *Recorder) Path() string {
+	if r == nil {
+		return ""
+	}
+	return r.w.Path()
+}
+
+// clock returns this node's clock reading for AlignClocks, and its shift
 // if an earlier ring aligned it (known), or else where its trace would
 // begin: when it opened its part (now, without a timeline).
-func (r *recorder) clock() (now, shift int64, known bool) {
+func (r *Recorder) clock() (now, shift int64, known bool) {
 	if r == nil {
 		now := time.Now().UnixNano()
 		return now, now, false
@@ -289,16 +297,16 @@ func (r *recorder) clock() (now, shift int64, known bool) {
 }
 
 // setQuiet stops recording the ring's spans while clocks are measured.
-func (r *recorder) setQuiet(q bool) {
+func (r *Recorder) setQuiet(q bool) {
 	if r != nil {
 		r.quiet = q
 	}
 }
 
-// setClock takes the shift alignClocks measured (offset: this node's clock
+// setClock takes the shift AlignClocks measured (offset: this node's clock
 // minus the anchor's) and records the alignment, which took from start to
 // now. The first one also names this node's process and lanes.
-func (r *recorder) setClock(shift, offset int64, anchor int, c *elastic.Comm, start time.Time) {
+func (r *Recorder) setClock(shift, offset int64, anchor int, c *elastic.Comm, start time.Time) {
 	if r == nil {
 		return
 	}
