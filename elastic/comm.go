@@ -88,6 +88,20 @@ func (c *Comm) Protection() transport.Protection { return c.mesh.Protection() }
 // (transport.Mesh.Traffic).
 func (c *Comm) Mesh() *transport.Mesh { return c.mesh }
 
+// watchHangup makes the communicator fail at once, in any collective, when
+// any peer closes its link, until stop is called (transport's
+// Mesh.AbortOnHangup): for the forming of a ring, where a peer closes its
+// links only because its attempt failed. Without it a rank whose collective
+// waits on one peer would not see another give the attempt up, and would
+// wait for its deadline while the peer waits for it in its next attempt.
+func (c *Comm) watchHangup() (stop func()) {
+	stop, err := c.mesh.AbortOnHangup()
+	if err != nil { // out of file descriptors: the ring forms all the same, only slower after a failure
+		return func() {}
+	}
+	return stop
+}
+
 // Close aborts any collective in progress and closes the connections.
 func (c *Comm) Close() error { return c.mesh.Close() }
 

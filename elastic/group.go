@@ -212,14 +212,25 @@ type driver struct {
 	wait   Backoff
 	last   time.Time // of the last tick
 	formed bool      // a ring formed once
-	retry  bool      // the next Connect follows one that did not lead to training
-	done   bool
+	// unwatch ends the hang-up watch of the ring being formed (nil: none);
+	// it runs from Connect to Train.
+	unwatch func()
+	done    bool
 }
 
 func (d *driver) close() {
+	d.stopWatch()
 	if d.comm != nil {
 		d.comm.Close()
 		d.comm = nil
+	}
+}
+
+// stopWatch ends the hang-up watch of the ring being formed.
+func (d *driver) stopWatch() {
+	if d.unwatch != nil {
+		d.unwatch()
+		d.unwatch = nil
 	}
 }
 
@@ -275,15 +286,11 @@ func (d *driver) do(ctx context.Context, a Action) error {
 	g.log.Debug("elastic action", "action", fmt.Sprintf("%T %+v", a, a))
 	switch a := a.(type) {
 	case Connect:
+		// No pause before a retry: an attempt that follows another of the
+		// same epoch cannot take up the last one's connections, since a link
+		// is up only once both of its ends claim it in their current attempt
+		// (transport.Connect).
 		d.close()
-		if d.retry { // as node does: let the last attempt's connections close everywhere first, or the next one may pick up stale ones of the same epoch
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50*time.Millisecond + rand.N(50*time.Millisecond)):
-			}
-		}
-		d.retry = true
 		addrs := make([]string, len(a.Members))
 		for i, m := range a.Members {
 			addrs[i] = m.Data
@@ -294,6 +301,10 @@ func (d *driver) do(ctx context.Context, a Action) error {
 		cancel()
 		if err == nil {
 			d.comm, d.epoch, d.ring, d.sync = c, a.Epoch, a.Members, Sync{Root: -1}
+			// Until the ring trains, a member that gives up this attempt
+			// (and closes its links) fails it here at once, whichever link
+			// the agreement or the state transfer waits on.
+			d.unwatch = c.watchHangup()
 		} else {
 			d.view(ctx) // the next attempt starts from a fresh view
 		}
@@ -317,6 +328,9 @@ func (d *driver) do(ctx context.Context, a Action) error {
 		}
 		d.core.Synced(a.Epoch, a.Step, err)
 	case Train:
+		// Training: a member that finished a collective may leave (to let
+		// a node in, or at the end) while the others still finish it.
+		d.stopWatch()
 		return d.train(ctx, a)
 	case Leave:
 		d.close()
@@ -430,7 +444,7 @@ func (d *driver) train(ctx context.Context, a Train) error {
 		what = "ring re-formed"
 	}
 	level(what, "size", c.Size(), "rank", c.Rank(), "epoch", a.Epoch, "step", a.Step, "ring", ringNames(d.ring))
-	d.formed, d.wait, d.retry = true, Backoff{}, false
+	d.formed, d.wait = true, Backoff{}
 	seen := mem.Generation()
 	for {
 		if err := ctx.Err(); err != nil {

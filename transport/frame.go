@@ -26,6 +26,10 @@ const (
 	FrameChallenge FrameType = 3 // handshake, server's nonce
 	FrameProof     FrameType = 4 // handshake, client's MAC
 	FrameVerdict   FrameType = 5 // handshake, server's accept or refusal
+	// FrameClaim (no payload, protected like data frames): the accepting
+	// rank took the connection into its ring attempt, and the dialer's
+	// answer that it still uses it (see Connect).
+	FrameClaim FrameType = 6
 )
 
 // Errors of the frame codec.

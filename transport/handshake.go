@@ -12,8 +12,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// ProtocolVersion is the wire protocol's version; peers must match.
-const ProtocolVersion = 2
+// ProtocolVersion is the wire protocol's version; peers must match. (3: a
+// mesh's links are confirmed by claim frames after the handshake.)
+const ProtocolVersion = 3
 
 // Handshake errors.
 var (

@@ -42,14 +42,19 @@ type Mesh struct {
 
 	mu      sync.Mutex // held by Exchange; Close waits for it
 	aborted atomic.Bool
+	watched sync.WaitGroup // the hang-up watch (AbortOnHangup), if any
 	pfd     [2]unix.PollFd // park's arguments, kept here so parking allocates nothing
 	ts      unix.Timespec
 }
 
 // Connect builds rank's mesh for ring epoch epoch: for every rank in links it
 // dials the peer's address in addrs (when rank is the lower of the two) or
-// waits on ln for the peer to dial in. It returns when all links are up, or
-// with every failure joined once ctx ends.
+// waits on ln for the peer to dial in. A link is up once both ends have
+// confirmed it (see claim): the peer is connecting into the same ring now,
+// not merely listening, so that every link of the mesh belongs to the
+// peers' current attempts even when attempts of one epoch follow each other
+// (a failed ring re-formed from the same view). It returns when all links
+// are up, or with every failure joined once ctx ends.
 func Connect(ctx context.Context, ln *Listener, cfg Config, epoch uint32, rank int, addrs []string, links []int) (*Mesh, error) {
 	m := &Mesh{rank: rank, size: len(addrs), epoch: epoch, conns: make([]*Conn, len(addrs)), spin: cfg.spin(),
 		stallWarn: cfg.StallWarn, onStall: cfg.OnStall}
@@ -58,28 +63,169 @@ func Connect(ctx context.Context, ln *Listener, cfg Config, epoch uint32, rank i
 			return nil, fmt.Errorf("connect: bad link to rank %d (size %d, self %d)", p, len(addrs), rank)
 		}
 	}
+	up, err := newUpCount(len(links))
+	if err != nil {
+		return nil, err
+	}
+	defer up.close()
+	lctx, cancel := context.WithCancel(ctx) // one link's failure ends the others' waits
+	defer cancel()
 	errs := make([]error, len(links))
 	var wg sync.WaitGroup
 	for i, p := range links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var c *Conn
-			var err error
-			if rank < p {
-				c, err = Dial(ctx, addrs[p], cfg, epoch, rank, p)
-			} else {
-				c, err = ln.Accept(ctx, epoch, p, rank)
+		wg.Go(func() {
+			for {
+				var c *Conn
+				var err error
+				if rank < p {
+					c, err = dialClaimed(lctx, addrs[p], cfg, epoch, rank, p)
+				} else {
+					c, err = acceptClaimed(lctx, ln, epoch, p, rank)
+				}
+				if err == nil {
+					var hung bool
+					if hung, err = up.wait(lctx, c); err == nil && !hung {
+						m.conns[p] = c
+						return
+					}
+					c.Close()
+				}
+				if err != nil {
+					if ctx.Err() != nil || lctx.Err() == nil { // not merely the end of another link's wait
+						errs[i] = err
+					}
+					cancel()
+					return
+				}
+				// The peer gave this attempt up while the other links were
+				// still coming up: link again, to its next attempt, instead of
+				// failing this one (which would fail its other peers' in turn).
+				cfg.logger().Debug("data plane: a peer left the ring attempt before it was complete; linking again", "rank", p, "epoch", epoch)
 			}
-			m.conns[p], errs[i] = c, err
-		}()
+		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(errs...); err != nil || ctx.Err() != nil {
 		m.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
 		return nil, fmt.Errorf("rank %d: connect to ring (epoch %d): %w", rank, epoch, err)
 	}
 	return m, nil
+}
+
+// upCount counts the links of a Connect that are up, and wakes every link's
+// goroutine once all are (an eventfd: once written, it stays readable).
+type upCount struct {
+	mu       sync.Mutex
+	up, want int
+	all      bool
+	efd      int
+}
+
+func newUpCount(want int) (*upCount, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("data plane: eventfd: %w", err)
+	}
+	return &upCount{want: want, efd: efd}, nil
+}
+
+func (u *upCount) close() { unix.Close(u.efd) }
+
+// wait counts c as up and waits until every link is, or c's peer hangs up
+// first (hung: c no longer counts), or ctx ends.
+func (u *upCount) wait(ctx context.Context, c *Conn) (hung bool, err error) {
+	u.mu.Lock()
+	if u.up++; u.up == u.want {
+		u.all = true
+		var one [8]byte
+		one[0] = 1 // a nonzero count in either byte order
+		_, _ = unix.Write(u.efd, one[:])
+	}
+	u.mu.Unlock()
+	fds := []unix.PollFd{{Fd: int32(u.efd), Events: unix.POLLIN}, {Fd: int32(c.fd), Events: unix.POLLRDHUP}}
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		wait := pollInterval
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(time.Millisecond, min(wait, time.Until(d)))
+		}
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, int(wait/time.Millisecond)); err != nil && err != unix.EINTR {
+			return false, err
+		}
+		if fds[0].Revents != 0 {
+			return false, nil
+		}
+		if fds[1].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0 {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			if u.all { // too late: the mesh is complete (and fails at its first use)
+				return false, nil
+			}
+			u.up--
+			return true, nil
+		}
+	}
+}
+
+// dialClaimed dials rank to and waits for it to claim the connection; when
+// the peer drops it unclaimed (its listener took a newer one, or it closed),
+// it dials again.
+func dialClaimed(ctx context.Context, addr string, cfg Config, epoch uint32, from, to int) (*Conn, error) {
+	for {
+		c, err := Dial(ctx, addr, cfg, epoch, from, to)
+		if err != nil {
+			return nil, err
+		}
+		err = c.awaitClaim(ctx)
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		if !claimGone(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("rank %d at %s did not take the connection (epoch %d): %w", to, addr, epoch, err)
+		}
+		if err := pause(ctx, 10*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("rank %d at %s dropped the connection unclaimed (epoch %d): %w", to, addr, epoch, err)
+		}
+	}
+}
+
+// acceptClaimed waits for rank from's connection and claims it; one whose
+// dialer has moved on (it hangs up instead of confirming) is dropped, and
+// the next one is waited for.
+func acceptClaimed(ctx context.Context, ln *Listener, epoch uint32, from, to int) (*Conn, error) {
+	for {
+		c, err := ln.Accept(ctx, epoch, from, to)
+		if err != nil {
+			return nil, err
+		}
+		err = c.claim(ctx)
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		if !claimGone(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("claiming the connection of rank %d (epoch %d): %w", from, epoch, err)
+		}
+		ln.log.Debug("data plane: the dialer dropped its connection before the claim; waiting for its next", "rank", from, "epoch", epoch)
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Rank is this mesh's rank.
@@ -335,11 +481,65 @@ func (m *Mesh) Abort() {
 	}
 }
 
+// AbortOnHangup watches every link of the mesh until stop is called: once
+// any peer hangs up, the mesh aborts, so that an Exchange waiting on another
+// link fails at once instead of at its deadline. It is for phases in which a
+// peer closes its links only when it has given the mesh up (a ring being
+// formed: its peer's attempt failed, and so must this one), not for a
+// collective that peers may finish and leave at different moments. Close
+// stops it too.
+func (m *Mesh) AbortOnHangup() (stop func(), err error) {
+	m.watched.Wait()                                                 // at most one watch at a time
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK) // stop's signal
+	if err != nil {
+		return nil, fmt.Errorf("data plane: eventfd: %w", err)
+	}
+	fds := []unix.PollFd{{Fd: int32(wake), Events: unix.POLLIN}}
+	for _, c := range m.conns {
+		if c != nil {
+			fds = append(fds, unix.PollFd{Fd: int32(c.fd), Events: unix.POLLRDHUP})
+		}
+	}
+	m.watched.Add(1)
+	go func() {
+		defer m.watched.Done()
+		for {
+			for i := range fds {
+				fds[i].Revents = 0
+			}
+			// Abort shuts the sockets down, which wakes this too.
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+				return
+			}
+			if fds[0].Revents != 0 || m.aborted.Load() {
+				return
+			}
+			for _, f := range fds[1:] {
+				if f.Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+					m.Abort()
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			var one [8]byte
+			one[0] = 1 // eventfd counters are host-endian; 1 is nonzero either way
+			_, _ = unix.Write(wake, one[:])
+			m.watched.Wait()
+			unix.Close(wake)
+		})
+	}, nil
+}
+
 // Close aborts the mesh, waits for a running Exchange to return, and closes
 // all connections. The conns slice itself is never changed, so that a
 // concurrent Abort can read it safely.
 func (m *Mesh) Close() error {
 	m.Abort()
+	m.watched.Wait() // the watch ends once the mesh is aborted
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
