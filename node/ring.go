@@ -121,7 +121,9 @@ func (t *trainer) Resize(ctx context.Context, c *elastic.Comm) error {
 // together and agree on it; when some do (a node that joined before the
 // first step), the lowest rank of those sends it; then every node drops the
 // shards it no longer owns and reads the new ones. The same allreduce says
-// whether any member records a timeline: then all align their clocks.
+// whether any member records a timeline (then all align their clocks) and
+// whether any was in an earlier ring (then all evaluate after the next
+// step, a joiner too, so that their collectives stay in step).
 func (t *trainer) shape(ctx context.Context) error {
 	c := t.c
 	has := 0.0
@@ -132,7 +134,11 @@ func (t *trainer) shape(ctx context.Context) error {
 	if has == 1 {
 		root = float64(c.Rank())
 	}
-	v := []float64{t.tl.Recording(), has, -has, -root}
+	changed := 0.0
+	if t.prev != nil {
+		changed = 1
+	}
+	v := []float64{t.tl.Recording(), has, -has, -root, changed}
 	if err := c.AllReduce(ctx, ring.Max, v); err != nil {
 		return fmt.Errorf("agreeing on the ring: %w", err)
 	}
@@ -142,6 +148,7 @@ func (t *trainer) shape(ctx context.Context) error {
 		}
 	}
 	t.fresh = v[1] == 0
+	t.evalNext = t.evalNext || v[4] > 0 // metrics.csv shows the new world size from here
 	if !t.fresh && -v[2] == 0 { // some have it, some do not
 		if err := t.shareDataShape(ctx, int(-v[3])); err != nil {
 			return err
@@ -223,7 +230,6 @@ func (t *trainer) logRing() {
 		t.log.Info("ring formed", "size", len(ms), "ring", ringString(ms), "frames", c.Protection(), noticeIf(lead))
 	default:
 		t.log.Info("rows read for the new ring", "rows", t.data.read, "own rows", t.data.train.Len(), "took", t.data.readTook.Round(time.Millisecond))
-		t.evalNext = true // metrics.csv shows the new world size from here
 		lost, joined := missing(t.prev, ms), missing(ms, t.prev)
 		cause := t.left
 		if cause == nil {
