@@ -149,7 +149,7 @@ func (t *trainer) shape(ctx context.Context) error {
 	}
 	t.fresh = v[1] == 0
 	t.evalNext = t.evalNext || v[4] > 0 // metrics.csv shows the new world size from here
-	if !t.fresh && -v[2] == 0 { // some have it, some do not
+	if !t.fresh && -v[2] == 0 {         // some have it, some do not
 		if err := t.shareDataShape(ctx, int(-v[3])); err != nil {
 			return err
 		}
