@@ -110,7 +110,7 @@ func (t *trainer) Resize(ctx context.Context, c *elastic.Comm) error {
 		return err
 	}
 	t.progress.setRing(c.Rank(), c.Size())
-	t.prom.ring(c, c.Epoch())
+	t.prom.Ring(c, c.Epoch())
 	t.logRing()
 	t.prev, t.left, t.fresh = c.Members(), nil, false
 	return nil
@@ -241,7 +241,7 @@ func (t *trainer) logRing() {
 		} else {
 			t.recoveries++
 		}
-		t.prom.recovered(cause)
+		t.prom.Recovered(cause)
 		level(msg, "lost", lost, "joined", joined, "cause", cause, "decided by", fmt.Sprintf("consensus of %d survivors", len(ms)),
 			"ring", ringString(ms), "epoch", c.Epoch(), "resume at step", t.done, "pause", time.Since(t.failedAt).Round(time.Millisecond), noticeIf(lead))
 		t.tl.RingReformed(t.failedAt, c.Rank(), c.Size(), t.done)

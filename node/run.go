@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobmetrics"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/transport"
 )
@@ -101,7 +102,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	prom, stopProm, err := startPrometheus(o.Metrics, log)
+	prom, stopProm, err := jobmetrics.Start(o.Metrics, log)
 	if err != nil {
 		return nil, err
 	}

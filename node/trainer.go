@@ -14,6 +14,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobmetrics"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
@@ -32,12 +33,12 @@ const digestEvery = 50
 // again.
 type trainer struct {
 	cfg      *config.Config
-	log      *slog.Logger       // with this node's name and rank
-	base     *slog.Logger       // without them (the name changes when the others evicted this node)
-	name     func() string      // this node's gossip name (nil in tests)
-	c        *elastic.Comm      // the current ring's communicator (Resize sets it)
-	prom     *promMetrics       // nil without Options.Metrics
-	tl       *jobtrace.Recorder // nil without a timeline
+	log      *slog.Logger        // with this node's name and rank
+	base     *slog.Logger        // without them (the name changes when the others evicted this node)
+	name     func() string       // this node's gossip name (nil in tests)
+	c        *elastic.Comm       // the current ring's communicator (Resize sets it)
+	prom     *jobmetrics.Metrics // nil without Options.Metrics
+	tl       *jobtrace.Recorder  // nil without a timeline
 	progress *Progress
 	onStart  func()
 	resume   bool // -resume: the job's first ring goes on from a checkpoint
@@ -192,7 +193,7 @@ func (t *trainer) step(sc *stepContext, step int) (float64, error) {
 	t.steps = t.runSteps()
 	t.lastRows = count
 	t.stats.Samples += int64(count)
-	t.prom.step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
+	t.prom.Step(t.done, t0, t2.Sub(t1), t.owned.Len(), loss)
 	return loss, nil
 }
 
@@ -325,7 +326,7 @@ func (t *trainer) keptNote() string {
 // firstStepAfterRecovery reports, once per recovery, how long training
 // stood still: from the failure to the first step the new ring completed.
 func (t *trainer) firstStepAfterRecovery() {
-	t.prom.paused(time.Since(t.failedAt))
+	t.prom.Paused(time.Since(t.failedAt))
 	if t.comm().Rank() == 0 {
 		t.log.Info("first step of the new ring done", "step", t.done, "world size", t.comm().Size(),
 			"paused", time.Since(t.failedAt).Round(time.Millisecond))
@@ -374,7 +375,7 @@ func (t *trainer) evaluate(ctx context.Context, step int, trainLoss float64, ela
 			attrs = append([]any{"candidate", c.id, "settings", c.spec.String()}, attrs...)
 		} else {
 			attrs = append(attrs, noticeIf(t.comm().Rank() == 0))
-			t.prom.eval(m, reg)
+			t.prom.Eval(m, reg)
 		}
 		t.log.Log(ctx, level, "eval", attrs...)
 		if t.metrics != nil {

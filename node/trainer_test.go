@@ -10,10 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobmetrics"
 )
 
 func testTrainers(t *testing.T, n int, yaml string) []*trainer {
@@ -71,7 +70,7 @@ func startTrainersOf(t *testing.T, comms []*elastic.Comm, cfg *config.Config) ([
 	trs := make([]*trainer, len(comms))
 	errs := parallel(comms, func(c *elastic.Comm) error {
 		tr := newTestTrainer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		tr.prom = newPromMetrics() // metrics on: the step loop must not allocate with them either
+		tr.prom = jobmetrics.New() // metrics on: the step loop must not allocate with them either
 		trs[c.Rank()] = tr
 		return tr.Resize(context.Background(), c)
 	})
@@ -163,7 +162,7 @@ training: {batch_size: 64, steps: 2000`+val+`}
 			t.Errorf("%s: allocations in windows of %d steps on 2 ranks: %v", model, steps, counts)
 		}
 		for _, tr := range trs { // the hooks did run
-			if got, want := testutil.ToFloat64(tr.prom.steps), float64(from-warm); got != want {
+			if got, want := tr.prom.Steps(), float64(from-warm); got != want {
 				t.Errorf("%s: rank %d: dmlrun_steps_total %v after %v steps", model, tr.comm().Rank(), got, want)
 			}
 		}

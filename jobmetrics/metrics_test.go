@@ -1,4 +1,4 @@
-package node
+package jobmetrics
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/elastic/elastictest"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
 	"github.com/dmlrun/dmlrun/transport"
@@ -56,7 +57,7 @@ func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, []byte) {
 // allreduceOnce runs one allreduce of a few floats on every comm.
 func allreduceOnce(t *testing.T, comms []*elastic.Comm) {
 	t.Helper()
-	errs := parallel(comms, func(c *elastic.Comm) error {
+	errs := elastictest.Parallel(comms, func(c *elastic.Comm) error {
 		return c.AllReduce(context.Background(), ring.Sum, make([]float64, 100))
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -82,24 +83,24 @@ func value(m *dto.Metric) float64 {
 // value, the exposition passes promlint (base units, _total counters), and
 // the byte counters add up across rings.
 func TestPrometheusExposition(t *testing.T) {
-	p := newPromMetrics()
-	comms := startComms(t, 2, testConfig())
+	p := New()
+	comms := elastictest.Comms(t, 2, elastictest.Config())
 	allreduceOnce(t, comms)
-	p.ring(comms[0], 7)
+	p.Ring(comms[0], 7)
 	for i := range 3 {
-		p.step(10+i, time.Now().Add(-2*time.Millisecond), 500*time.Microsecond, 32, 0.25)
+		p.Step(10+i, time.Now().Add(-2*time.Millisecond), 500*time.Microsecond, 32, 0.25)
 	}
-	p.eval(train.Metrics{N: 100, Loss: 0.3, Accuracy: 0.875}, false)
-	p.recovered(elastic.RingFailure(fmt.Errorf("step 3: %w", context.DeadlineExceeded)))
-	p.recovered(elastic.RingFailure(errNewMember))
-	p.recovered(elastic.RingFailure(fmt.Errorf("step 4: %w", io.ErrUnexpectedEOF)))
-	p.paused(30 * time.Millisecond)
+	p.Eval(train.Metrics{N: 100, Loss: 0.3, Accuracy: 0.875}, false)
+	p.Recovered(elastic.RingFailure(fmt.Errorf("step 3: %w", context.DeadlineExceeded)))
+	p.Recovered(elastic.RingFailure(elastic.ErrMemberJoined))
+	p.Recovered(elastic.RingFailure(fmt.Errorf("step 4: %w", io.ErrUnexpectedEOF)))
+	p.Paused(30 * time.Millisecond)
 	sent, recv, _ := comms[0].Mesh().Traffic(1)
 	if sent == 0 || recv == 0 {
 		t.Fatalf("the allreduce moved no bytes: %d, %d", sent, recv)
 	}
 
-	srv := httptest.NewServer(p.handler())
+	srv := httptest.NewServer(p.Handler())
 	defer srv.Close()
 	mfs, body := scrape(t, srv.URL)
 
@@ -183,12 +184,12 @@ func TestPrometheusExposition(t *testing.T) {
 
 	// A new ring: its bytes add to the old ring's, peer by peer, and the
 	// gauges follow it.
-	comms2 := startComms(t, 3, testConfig())
+	comms2 := elastictest.Comms(t, 3, elastictest.Config())
 	allreduceOnce(t, comms2)
 	for _, c := range comms {
 		c.Close()
 	}
-	p.ring(comms2[1], 9)
+	p.Ring(comms2[1], 9)
 	mfs, _ = scrape(t, srv.URL)
 	s1, r1, _ := comms2[1].Mesh().Traffic(0)
 	s2, r2, _ := comms2[1].Mesh().Traffic(2)
@@ -214,7 +215,7 @@ func TestRecoveryReason(t *testing.T) {
 		cause error
 		want  string
 	}{
-		{elastic.RingFailure(errNewMember), "member_joined"},
+		{elastic.RingFailure(elastic.ErrMemberJoined), "member_joined"},
 		{elastic.RingFailure(fmt.Errorf("step 5: %w", context.DeadlineExceeded)), "timeout"},
 		{elastic.RingFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrFrameAuth)), "frame_auth"},
 		{elastic.RingFailure(fmt.Errorf("recv from rank 1: %w", transport.ErrProtocol)), "protocol"},
@@ -232,12 +233,12 @@ func TestRecoveryReason(t *testing.T) {
 // address serves nothing.
 func TestStartPrometheus(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	p, stop, err := startPrometheus("", log)
+	p, stop, err := Start("", log)
 	if p != nil || err != nil {
 		t.Fatalf("no address: %v, %v", p, err)
 	}
 	stop()
-	p.step(1, time.Now(), 0, 1, 0) // nil: records nothing, and does not panic
+	p.Step(1, time.Now(), 0, 1, 0) // nil: records nothing, and does not panic
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -252,7 +253,7 @@ func TestStartPrometheus(t *testing.T) {
 		{"127.0.0.1:99999", []string{"-metrics 127.0.0.1:99999", "invalid port"}},
 		{"192.0.2.1:0", []string{"-metrics 192.0.2.1:0", "assign requested address"}},
 	} {
-		_, _, err := startPrometheus(tc.addr, log)
+		_, _, err := Start(tc.addr, log)
 		if err == nil {
 			t.Errorf("%s: no error", tc.addr)
 			continue
@@ -270,11 +271,11 @@ func TestStartPrometheus(t *testing.T) {
 	}
 	addr := free.Addr().String()
 	free.Close()
-	p, stop, err = startPrometheus(addr, log)
+	p, stop, err = Start(addr, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.step(4, time.Now(), time.Millisecond, 8, 1.5)
+	p.Step(4, time.Now(), time.Millisecond, 8, 1.5)
 	mfs, _ := scrape(t, "http://"+addr+"/metrics")
 	if v := value(mfs["dmlrun_steps_total"].Metric[0]); v != 1 {
 		t.Errorf("dmlrun_steps_total %v, want 1", v)
@@ -290,10 +291,10 @@ func TestStartPrometheus(t *testing.T) {
 // BenchmarkPromStep is what the metrics add to a step (two histogram
 // observations, two counters, three gauges and a clock read).
 func BenchmarkPromStep(b *testing.B) {
-	p := newPromMetrics()
+	p := New()
 	start := time.Now()
 	b.ReportAllocs()
 	for i := range b.N {
-		p.step(i, start, time.Millisecond, 32, 0.5)
+		p.Step(i, start, time.Millisecond, 32, 0.5)
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package jobmetrics
 
 import (
 	"context"
@@ -19,19 +19,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/train"
 	"github.com/dmlrun/dmlrun/transport"
 )
 
-// promMetrics are one node's Prometheus metrics (`dmlrun node -metrics`),
-// in a registry of their own. A nil *promMetrics records nothing, so each
-// hook in the trainer is one line that costs a nil check without -metrics.
+// Metrics are one node's Prometheus metrics, in a registry of their own. A
+// nil *Metrics records nothing, so each hook in a trainer is one line that
+// costs a nil check without metrics.
 // The hooks called by the step loop (step) only update metrics resolved up
 // front, and allocate nothing; the bytes per peer are read from the
 // transport's counters at scrape time, by a collector.
-type promMetrics struct {
+type Metrics struct {
 	reg *prometheus.Registry
 
 	worldSize, rank, epoch prometheus.Gauge
@@ -61,7 +62,7 @@ var recoveryReasons = [...]string{"peer_lost", "timeout", "frame_auth", "protoco
 // to the collective, or else a peer was lost (a connection broke).
 func recoveryReason(cause error) int {
 	switch {
-	case errors.Is(cause, errNewMember):
+	case errors.Is(cause, elastic.ErrMemberJoined):
 		return 4
 	case errors.Is(cause, context.DeadlineExceeded):
 		return 1
@@ -73,9 +74,9 @@ func recoveryReason(cause error) int {
 	return 0
 }
 
-// newPromMetrics registers every metric of a node, the Go runtime's and the
+// New registers every metric of a node, the Go runtime's and the
 // process's, in a new registry.
-func newPromMetrics() *promMetrics {
+func New() *Metrics {
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
@@ -87,7 +88,7 @@ func newPromMetrics() *promMetrics {
 	}
 	fast := prometheus.ExponentialBuckets(1e-5, 2, 20) // 10 µs to 5.2 s
 	slow := prometheus.ExponentialBuckets(1e-3, 2, 17) // 1 ms to 65 s
-	p := &promMetrics{
+	p := &Metrics{
 		reg:       prometheus.NewRegistry(),
 		worldSize: gauge("dmlrun_world_size", "Number of nodes in this node's current ring."),
 		rank:      gauge("dmlrun_rank", "This node's rank in its current ring."),
@@ -136,15 +137,15 @@ func buildVersion() string {
 	return "devel"
 }
 
-// handler serves the metrics in the exposition formats Prometheus asks for.
-func (p *promMetrics) handler() http.Handler {
+// Handler serves the metrics in the exposition formats Prometheus asks for.
+func (p *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg, Timeout: 10 * time.Second})
 }
 
-// ring records the ring this node has just committed to: its size, this
+// Ring records the ring this node has just committed to: its size, this
 // node's rank, the epoch, and the mesh whose bytes dmlrun_sent_bytes_total
 // and dmlrun_received_bytes_total count from now on.
-func (p *promMetrics) ring(c *elastic.Comm, epoch uint32) {
+func (p *Metrics) Ring(c *elastic.Comm, epoch uint32) {
 	if p == nil {
 		return
 	}
@@ -154,10 +155,10 @@ func (p *promMetrics) ring(c *elastic.Comm, epoch uint32) {
 	p.traffic.setMesh(c.Mesh())
 }
 
-// step records a completed training step: done steps applied so far,
+// Step records a completed training step: done steps applied so far,
 // started at start, allreduce the time of its allreduce, rows the batch rows
 // this node owned, loss the batch loss. It allocates nothing.
-func (p *promMetrics) step(done int, start time.Time, allreduce time.Duration, rows int, loss float64) {
+func (p *Metrics) Step(done int, start time.Time, allreduce time.Duration, rows int, loss float64) {
 	if p == nil {
 		return
 	}
@@ -171,9 +172,9 @@ func (p *promMetrics) step(done int, start time.Time, allreduce time.Duration, r
 	p.lastStep.Set(float64(now.UnixNano()) / 1e9)
 }
 
-// eval records an evaluation's metrics (MSE and R² for regression, accuracy
+// Eval records an evaluation's metrics (MSE and R² for regression, accuracy
 // otherwise).
-func (p *promMetrics) eval(m train.Metrics, regression bool) {
+func (p *Metrics) Eval(m train.Metrics, regression bool) {
 	if p == nil {
 		return
 	}
@@ -194,16 +195,16 @@ func (p *promMetrics) eval(m train.Metrics, regression bool) {
 	}
 }
 
-// recovered counts a recovery (the ring re-formed) by its cause.
-func (p *promMetrics) recovered(cause error) {
+// Recovered counts a recovery (the ring re-formed) by its cause.
+func (p *Metrics) Recovered(cause error) {
 	if p == nil {
 		return
 	}
 	p.recoveries[recoveryReason(cause)].Inc()
 }
 
-// paused records how long training stood still in a recovery.
-func (p *promMetrics) paused(d time.Duration) {
+// Paused records how long training stood still in a recovery.
+func (p *Metrics) Paused(d time.Duration) {
 	if p == nil {
 		return
 	}
@@ -278,10 +279,10 @@ func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// startPrometheus serves p's metrics at http://addr/metrics until stop is
+// Start serves p's metrics at http://addr/metrics until stop is
 // called. addr "" serves nothing (p nil, stop a no-op). A port in use, or
 // an address this host does not have, is an error that names it.
-func startPrometheus(addr string, log *slog.Logger) (p *promMetrics, stop func(), err error) {
+func Start(addr string, log *slog.Logger) (p *Metrics, stop func(), err error) {
 	if addr == "" {
 		return nil, func() {}, nil
 	}
@@ -292,9 +293,9 @@ func startPrometheus(addr string, log *slog.Logger) (p *promMetrics, stop func()
 		}
 		return nil, nil, fmt.Errorf("-metrics %s: %w", addr, err)
 	}
-	p = newPromMetrics()
+	p = New()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", p.handler())
+	mux.Handle("GET /metrics", p.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	done := make(chan struct{})
@@ -313,4 +314,16 @@ func startPrometheus(addr string, log *slog.Logger) (p *promMetrics, stop func()
 		}
 		<-done
 	}, nil
+}
+
+// Steps is how many steps dmlrun_steps_total counts (0 on a nil Metrics).
+func (p *Metrics) Steps() float64 {
+	if p == nil {
+		return 0
+	}
+	var m dto.Metric
+	if err := p.steps.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
 }
