@@ -22,7 +22,7 @@ type candidate struct {
 	opt        train.Optimizer
 	theta      []float64
 	rate       train.Schedule // the learning rate against the step
-	stop       stopper        // scikit-learn's tol / n_iter_no_change rule
+	stop       train.Stopper  // scikit-learn's tol / n_iter_no_change rule
 	steps      int            // its last step: the run's, or where its rule (or divergence) stopped it
 	stopReason string         // why it stopped before the run's end ("" when it did not)
 	diverged   bool           // a search's candidate whose numbers left the finite range (its θ is reset)
@@ -58,7 +58,7 @@ func newCandidate(id int, spec config.Candidate, d *nodeData, classWeight []floa
 	}
 	c := &candidate{id: id, spec: spec, model: m, opt: opt, theta: make([]float64, m.NumParams()), steps: steps,
 		rate: train.Schedule{Kind: o.Schedule, Eta0: o.Eta0, PowerT: o.PowerT, StepSize: o.StepSize, Gamma: o.Gamma, Warmup: o.WarmupSteps, Total: steps},
-		stop: newStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)}
+		stop: train.NewStopper(cfg.Training.Tol, cfg.Training.NIterNoChange)}
 	if err := c.rate.Validate(); err != nil {
 		return nil, fmt.Errorf("optimizer%s: %w", candLabel(spec), err)
 	}
@@ -110,10 +110,10 @@ func (c *candidate) diverge(step int, what string) {
 
 // candStateLen is the length of a candidate's state beyond θ: the
 // optimizer's, the stopping rule's and the divergence flag.
-func (c *candidate) stateLen() int { return len(c.opt.State()) + stopStateLen + 1 }
+func (c *candidate) stateLen() int { return len(c.opt.State()) + train.StopperStateLen + 1 }
 
 func (c *candidate) appendState(dst []float64) []float64 {
-	dst = c.stop.appendState(append(dst, c.opt.State()...))
+	dst = c.stop.AppendState(append(dst, c.opt.State()...))
 	flag := 0.0
 	if c.diverged {
 		flag = float64(c.steps) + 1 // the step it diverged at, 1-based
@@ -131,10 +131,10 @@ func (c *candidate) setState(s []float64) error {
 	if err := c.opt.SetState(s[:n]); err != nil {
 		return err
 	}
-	if err := c.stop.setState(s[n : n+stopStateLen]); err != nil {
+	if err := c.stop.SetState(s[n : n+train.StopperStateLen]); err != nil {
 		return err
 	}
-	switch flag := s[n+stopStateLen]; {
+	switch flag := s[n+train.StopperStateLen]; {
 	case flag < 0 || flag != math.Trunc(flag):
 		return fmt.Errorf("state%s: bad divergence flag %v", candLabel(c.spec), flag)
 	case flag > 0:
@@ -142,8 +142,8 @@ func (c *candidate) setState(s []float64) error {
 		if c.stopReason == "" {
 			c.stopReason = fmt.Sprintf("diverged at step %d", c.steps+1)
 		}
-	case c.stop.stopped > 0:
-		c.steps = c.stop.stopped
+	case c.stop.Stopped() > 0:
+		c.steps = c.stop.Stopped()
 		if c.stopReason == "" {
 			c.stopReason = fmt.Sprintf("the stopping rule stopped it at step %d", c.steps)
 		}

@@ -100,7 +100,7 @@ func (c *candidate) stoppedCode() string {
 	switch {
 	case c.diverged:
 		return "diverged"
-	case c.stop.stopped > 0:
+	case c.stop.Stopped() > 0:
 		return "tol"
 	}
 	return ""

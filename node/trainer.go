@@ -459,8 +459,8 @@ func lossName(task string) string {
 func (t *trainer) applyStoppingRule(ctx context.Context) error {
 	on := false
 	for _, c := range t.cands {
-		if c.active(t.done-1) && c.stop.on {
-			c.stop.step(c.loss, t.lastRows)
+		if c.active(t.done-1) && c.stop.On() {
+			c.stop.Step(c.loss, t.lastRows)
 			on = true
 		}
 	}
@@ -468,7 +468,7 @@ func (t *trainer) applyStoppingRule(ctx context.Context) error {
 		return nil
 	}
 	epoch := t.done / t.perEpoch
-	live := func(c *candidate) bool { return c.active(t.done-1) && c.stop.on }
+	live := func(c *candidate) bool { return c.active(t.done-1) && c.stop.On() }
 	if t.hasValidation() {
 		if err := t.validationScores(ctx, t.done, live); err != nil {
 			return err
@@ -481,9 +481,9 @@ func (t *trainer) applyStoppingRule(ctx context.Context) error {
 		var stop bool
 		var why string
 		if t.hasValidation() {
-			stop, why = c.stop.endEpochOn(-score(c.val, c.model.Task(), ""), t.done, epoch, validationWhat(c.model.Task())+" (negated)")
+			stop, why = c.stop.EndEpochOn(-score(c.val, c.model.Task(), ""), t.done, epoch, validationWhat(c.model.Task())+" (negated)")
 		} else {
-			stop, why = c.stop.endEpoch(t.done, epoch)
+			stop, why = c.stop.EndEpoch(t.done, epoch)
 		}
 		if !stop {
 			continue

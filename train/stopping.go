@@ -1,18 +1,18 @@
-package node
+package train
 
 import (
 	"fmt"
 	"math"
 )
 
-// stopper is scikit-learn's SGD stopping rule (tol, n_iter_no_change): at
+// Stopper is scikit-learn's SGD stopping rule (tol, n_iter_no_change): at
 // the end of each epoch, the epoch's mean training loss counts as no
 // improvement when it is above the best so far minus tol; after patience
 // such epochs in a row the run stops. Every input is an allreduced value (the
 // batches' losses and row counts), so every node stops at the same step, on
 // any number of nodes. Its state travels with θ to a node that is behind or
-// joins, and into checkpoints (see appendState).
-type stopper struct {
+// joins, and into checkpoints (see AppendState).
+type Stopper struct {
 	on       bool
 	tol      float64
 	patience int
@@ -24,26 +24,27 @@ type stopper struct {
 	stopped int     // the step the rule stopped at; 0 while it runs
 }
 
-// stopStateLen is the length of a stopper's state vector.
-const stopStateLen = 5
+// StopperStateLen is the length of a Stopper's state vector.
+const StopperStateLen = 5
 
-func newStopper(tol *float64, patience int) stopper {
-	s := stopper{best: math.MaxFloat64, patience: patience}
+// NewStopper returns the rule for tol (nil: off) and patience epochs.
+func NewStopper(tol *float64, patience int) Stopper {
+	s := Stopper{best: math.MaxFloat64, patience: patience}
 	if tol != nil {
 		s.on, s.tol = true, *tol
 	}
 	return s
 }
 
-// step adds one step's mean loss over its rows.
-func (s *stopper) step(loss, rows float64) {
+// Step adds one step's mean loss over its rows.
+func (s *Stopper) Step(loss, rows float64) {
 	s.sum += loss * rows
 	s.rows += rows
 }
 
-// endEpoch closes the epoch that ends after step done, judged on its mean
+// EndEpoch closes the epoch that ends after step done, judged on its mean
 // training loss, and reports whether the rule stops the run there, and why.
-func (s *stopper) endEpoch(done, epoch int) (bool, string) {
+func (s *Stopper) EndEpoch(done, epoch int) (bool, string) {
 	if !s.on || s.rows == 0 {
 		return false, ""
 	}
@@ -52,9 +53,9 @@ func (s *stopper) endEpoch(done, epoch int) (bool, string) {
 	return s.judge(loss, done, epoch, "the epoch's training loss")
 }
 
-// endEpochOn closes the epoch judged on value (lower is better, e.g. a
+// EndEpochOn closes the epoch judged on value (lower is better, e.g. a
 // negated validation score) instead of the training loss.
-func (s *stopper) endEpochOn(value float64, done, epoch int, what string) (bool, string) {
+func (s *Stopper) EndEpochOn(value float64, done, epoch int, what string) (bool, string) {
 	if !s.on {
 		return false, ""
 	}
@@ -63,7 +64,7 @@ func (s *stopper) endEpochOn(value float64, done, epoch int, what string) (bool,
 }
 
 // judge applies the rule to the epoch's value.
-func (s *stopper) judge(loss float64, done, epoch int, what string) (bool, string) {
+func (s *Stopper) judge(loss float64, done, epoch int, what string) (bool, string) {
 	if loss > s.best-s.tol {
 		s.bad++
 	} else {
@@ -78,16 +79,22 @@ func (s *stopper) judge(loss float64, done, epoch int, what string) (bool, strin
 		what, s.tol, s.patience, epoch, loss, s.best)
 }
 
-// appendState appends the rule's state (best, bad, sum, rows, stopped).
-func (s *stopper) appendState(dst []float64) []float64 {
+// AppendState appends the rule's state (best, bad, sum, rows, stopped).
+func (s *Stopper) AppendState(dst []float64) []float64 {
 	return append(dst, s.best, float64(s.bad), s.sum, s.rows, float64(s.stopped))
 }
 
-// setState restores a state that appendState wrote.
-func (s *stopper) setState(v []float64) error {
-	if len(v) != stopStateLen || v[1] < 0 || v[4] < 0 {
+// SetState restores a state that AppendState wrote.
+func (s *Stopper) SetState(v []float64) error {
+	if len(v) != StopperStateLen || v[1] < 0 || v[4] < 0 {
 		return fmt.Errorf("stopping rule: bad state %v", v)
 	}
 	s.best, s.bad, s.sum, s.rows, s.stopped = v[0], int(v[1]), v[2], v[3], int(v[4])
 	return nil
 }
+
+// On reports whether the rule is on (a tol was given).
+func (s *Stopper) On() bool { return s.on }
+
+// Stopped is the step the rule stopped at, 0 while it runs.
+func (s *Stopper) Stopped() int { return s.stopped }

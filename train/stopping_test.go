@@ -1,4 +1,4 @@
-package node
+package train
 
 import (
 	"math"
@@ -43,12 +43,12 @@ func TestStopper(t *testing.T) {
 			t.Fatalf("%s: the reference stops at %d, the table says %d", tc.name, want, tc.want)
 		}
 		tol := tc.tol
-		s := newStopper(&tol, tc.patience)
+		s := NewStopper(&tol, tc.patience)
 		got := 0
 		for e, l := range tc.losses {
-			s.step(l, 10) // two steps of an epoch, same mean
-			s.step(l, 30)
-			if stop, why := s.endEpoch((e+1)*2, e+1); stop {
+			s.Step(l, 10) // two steps of an epoch, same mean
+			s.Step(l, 30)
+			if stop, why := s.EndEpoch((e+1)*2, e+1); stop {
 				got = e + 1
 				if why == "" {
 					t.Errorf("%s: no reason", tc.name)
@@ -60,9 +60,9 @@ func TestStopper(t *testing.T) {
 			t.Errorf("%s: stopped after epoch %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	off := newStopper(nil, 1)
-	off.step(1, 1)
-	if stop, _ := off.endEpoch(1, 1); stop {
+	off := NewStopper(nil, 1)
+	off.Step(1, 1)
+	if stop, _ := off.EndEpoch(1, 1); stop {
 		t.Error("a rule without tol stopped")
 	}
 }
@@ -70,53 +70,24 @@ func TestStopper(t *testing.T) {
 // The state round-trips, also mid-epoch, and stays finite (checkpoints).
 func TestStopperState(t *testing.T) {
 	tol := 1e-3
-	a := newStopper(&tol, 3)
-	st := a.appendState(nil)
+	a := NewStopper(&tol, 3)
+	st := a.AppendState(nil)
 	for _, v := range st {
 		if math.IsInf(v, 0) || math.IsNaN(v) {
 			t.Fatalf("fresh state %v is not finite", st)
 		}
 	}
-	a.step(0.5, 8)
-	a.endEpoch(4, 1)
-	a.step(0.7, 8)
-	b := newStopper(&tol, 3)
-	if err := b.setState(a.appendState(nil)); err != nil {
+	a.Step(0.5, 8)
+	a.EndEpoch(4, 1)
+	a.Step(0.7, 8)
+	b := NewStopper(&tol, 3)
+	if err := b.SetState(a.AppendState(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if b.best != a.best || b.bad != a.bad || b.sum != a.sum || b.rows != a.rows || b.stopped != a.stopped {
 		t.Fatalf("restored %+v, want %+v", b, a)
 	}
-	if err := b.setState([]float64{1, 2}); err == nil {
+	if err := b.SetState([]float64{1, 2}); err == nil {
 		t.Fatal("a short state was taken")
-	}
-}
-
-// The validation split is a function of (seed, row): about the fraction of
-// rows, the same for every caller, and another split for another seed.
-func TestValidationSplit(t *testing.T) {
-	const rows = 200000
-	for _, f := range []float64{0.05, 0.2, 0.5} {
-		n, other := 0, 0
-		for r := range rows {
-			if isValidation(7, r, f) {
-				n++
-				if isValidation(7, r, f) != true {
-					t.Fatal("not deterministic")
-				}
-			}
-			if isValidation(7, r, f) != isValidation(8, r, f) {
-				other++
-			}
-		}
-		if got := float64(n) / rows; math.Abs(got-f) > 0.01 {
-			t.Errorf("fraction %v: %v of the rows held out", f, got)
-		}
-		if other == 0 {
-			t.Errorf("fraction %v: seeds 7 and 8 give the same split", f)
-		}
-	}
-	if isValidation(1, 5, 0) {
-		t.Error("fraction 0 held a row out")
 	}
 }
