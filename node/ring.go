@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobprogress"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/ring"
 )
@@ -64,7 +65,7 @@ func (t *trainer) RingLeft(step int, cause error) {
 	}
 	t.left = cause
 	t.tl.RingFailed(now, cause, step)
-	t.progress.setPhase(PhaseRecovering)
+	t.progress.SetPhase(jobprogress.PhaseRecovering)
 	if errors.Is(cause, errNewMember) {
 		t.log.Debug("a node joined: re-forming the ring", "step", step)
 	} else {
@@ -109,7 +110,7 @@ func (t *trainer) Resize(ctx context.Context, c *elastic.Comm) error {
 	if err := t.openMetrics(t.prev != nil || t.resume); err != nil {
 		return err
 	}
-	t.progress.setRing(c.Rank(), c.Size())
+	t.progress.SetRing(c.Rank(), c.Size())
 	t.prom.Ring(c, c.Epoch())
 	t.logRing()
 	t.prev, t.left, t.fresh = c.Members(), nil, false
@@ -164,7 +165,7 @@ func (t *trainer) shape(ctx context.Context) error {
 		}
 	}
 	if t.fresh {
-		t.progress.setPhase(PhaseLoading)
+		t.progress.SetPhase(jobprogress.PhaseLoading)
 	}
 	return loadData(ctx, c, t.cfg, t.data, t.fresh)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/jobmetrics"
+	"github.com/dmlrun/dmlrun/jobprogress"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/transport"
 )
@@ -56,7 +57,7 @@ type Options struct {
 	OnStart func()
 	// Progress, when set, is kept up to date with the run's phase, step and
 	// loss, for a progress display.
-	Progress *Progress
+	Progress *jobprogress.Progress
 	// Metrics, when set, is the address (host:port) at which the node
 	// serves Prometheus metrics, at /metrics, for as long as Run runs.
 	Metrics string
@@ -122,7 +123,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	defer func() { tl.Close(err) }()
 	t := &trainer{cfg: cfg, base: log, log: log, prom: prom, tl: tl, progress: o.Progress, onStart: o.OnStart, resume: o.Resume, bench: o.DataBench}
 	if t.progress == nil {
-		t.progress = new(Progress) // the stall inspector reads the step from it
+		t.progress = new(jobprogress.Progress) // the stall inspector reads the step from it
 	}
 	if o.Resume {
 		if err := t.loadCheckpoint(); err != nil {
@@ -153,7 +154,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t.progress.setPhase(PhaseDone)
+	t.progress.SetPhase(jobprogress.PhaseDone)
 	return t.result, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/jobmetrics"
+	"github.com/dmlrun/dmlrun/jobprogress"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/ring"
 	"github.com/dmlrun/dmlrun/train"
@@ -39,7 +40,7 @@ type trainer struct {
 	c        *elastic.Comm       // the current ring's communicator (Resize sets it)
 	prom     *jobmetrics.Metrics // nil without Options.Metrics
 	tl       *jobtrace.Recorder  // nil without a timeline
-	progress *Progress
+	progress *jobprogress.Progress
 	onStart  func()
 	resume   bool // -resume: the job's first ring goes on from a checkpoint
 	bench    bool // Options.DataBench
@@ -218,7 +219,7 @@ func (t *trainer) stepOnce(ctx context.Context, c *elastic.Comm) error {
 	if t.loss, err = t.step(sc, t.done); err != nil {
 		return err
 	}
-	t.progress.stepped(t.done, t.loss, t.stats.Samples)
+	t.progress.Stepped(t.done, t.loss, t.stats.Samples)
 	if err := t.applyStoppingRule(sc.reset(stepTimeout)); err != nil {
 		return err
 	}
@@ -256,8 +257,8 @@ func (t *trainer) begin() {
 	if t.onStart != nil {
 		t.onStart()
 	}
-	t.progress.setRun(t.steps, t.perEpoch)
-	t.progress.setPhase(PhaseTraining)
+	t.progress.SetRun(t.steps, t.perEpoch)
+	t.progress.SetPhase(jobprogress.PhaseTraining)
 }
 
 // finish picks the model to keep (a search's best on the validation data)
@@ -266,7 +267,7 @@ func (t *trainer) begin() {
 // that sees it fail, because rank 0 died before it could confirm its
 // outputs, re-forms the ring, whose new rank 0 writes them again).
 func (t *trainer) finish(ctx context.Context) error {
-	t.progress.setPhase(PhaseSaving)
+	t.progress.SetPhase(jobprogress.PhaseSaving)
 	t.stats.Wall = time.Since(t.started)
 	best, err := t.best(ctx)
 	if err != nil {

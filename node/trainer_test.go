@@ -13,6 +13,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/elastic"
 	"github.com/dmlrun/dmlrun/jobmetrics"
+	"github.com/dmlrun/dmlrun/jobprogress"
 )
 
 func testTrainers(t *testing.T, n int, yaml string) []*trainer {
@@ -44,7 +45,7 @@ func startTrainersOn(t *testing.T, comms []*elastic.Comm, yaml string) ([]*train
 // newTestTrainer is a trainer of cfg as Run makes one, without a Group:
 // Resize on a communicator starts it, as on a Group's first ring.
 func newTestTrainer(cfg *config.Config, log *slog.Logger) *trainer {
-	return &trainer{cfg: cfg, base: log, log: log, progress: new(Progress)}
+	return &trainer{cfg: cfg, base: log, log: log, progress: new(jobprogress.Progress)}
 }
 
 // runOn runs tr on c to the end, as a Group does when no member fails.

@@ -19,6 +19,7 @@ import (
 	"github.com/dmlrun/dmlrun/config"
 	"github.com/dmlrun/dmlrun/data"
 	"github.com/dmlrun/dmlrun/elastic"
+	"github.com/dmlrun/dmlrun/jobprogress"
 	"github.com/dmlrun/dmlrun/jobtrace"
 	"github.com/dmlrun/dmlrun/launch"
 	"github.com/dmlrun/dmlrun/node"
@@ -417,7 +418,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	defer cancel()
 	o.Rendezvous = func(addr string) ([]string, error) { return child.Rendezvous(addr, cancel) }
 	o.OnStart = func() { _ = child.Send(launch.NodeReport{Started: true}) }
-	o.Progress = new(node.Progress)
+	o.Progress = new(jobprogress.Progress)
 	stopProgress := sendProgress(child, o.Progress)
 	res, err := node.Run(ctx, o)
 	stopProgress()
@@ -441,7 +442,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 // sendProgress sends p to the launcher every 250 ms while it changes, until
 // the returned function is called (which sends the last state).
-func sendProgress(child *launch.Child, p *node.Progress) (stop func()) {
+func sendProgress(child *launch.Child, p *jobprogress.Progress) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var last launch.Progress

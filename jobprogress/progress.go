@@ -1,30 +1,10 @@
-package node
+package jobprogress
 
 import (
-	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
 )
-
-// NoticeKey is the key of the attribute that marks a log line a person
-// watching the job should see (ring changes, recoveries, evaluations,
-// outputs): a launcher shows those lines, and errors, on its terminal, and
-// keeps the rest in the node's log file. Lines about the whole ring carry it
-// on rank 0 only, so that N nodes do not print N copies.
-const NoticeKey = "notice"
-
-// Notice marks a log line for the launcher's terminal (see NoticeKey).
-var Notice = slog.Bool(NoticeKey, true)
-
-// noticeIf is Notice when show holds, and otherwise an empty attribute,
-// which slog leaves out.
-func noticeIf(show bool) slog.Attr {
-	if show {
-		return Notice
-	}
-	return slog.Attr{}
-}
 
 // Phase is what a node is doing, as a progress display names it.
 type Phase int32
@@ -53,7 +33,7 @@ func (p Phase) String() string {
 // atomic writes (the step loop allocates nothing); anyone may read a
 // Snapshot at any time, e.g. to send it to a launcher twice a second.
 //
-//	p := new(node.Progress)
+//	p := new(jobprogress.Progress)
 //	go node.Run(ctx, node.Options{Progress: p, ...})
 //	s := p.Snapshot() // s.Step of s.Steps, s.Loss, ...
 //
@@ -85,8 +65,8 @@ func (p *Progress) notify() {
 	}
 }
 
-// ProgressSnapshot is what a Progress holds at one moment.
-type ProgressSnapshot struct {
+// Snapshot is what a Progress holds at one moment.
+type Snapshot struct {
 	Phase         Phase     `json:"phase"`
 	Step          int       `json:"step"`  // steps completed
 	Steps         int       `json:"steps"` // steps of the whole run
@@ -100,15 +80,16 @@ type ProgressSnapshot struct {
 	TrainingSince time.Time `json:"training_since"`
 }
 
-func (p *Progress) setPhase(ph Phase) {
+// SetPhase records what the node does now.
+func (p *Progress) SetPhase(ph Phase) {
 	if p != nil {
 		p.phase.Store(int32(ph))
 		p.notify()
 	}
 }
 
-// setRun records the run's length once it is known.
-func (p *Progress) setRun(steps, perEpoch int) {
+// SetRun records the run's length once it is known.
+func (p *Progress) SetRun(steps, perEpoch int) {
 	if p == nil {
 		return
 	}
@@ -117,8 +98,8 @@ func (p *Progress) setRun(steps, perEpoch int) {
 	p.loss.Store(math.Float64bits(math.NaN()))
 }
 
-// setRing records this node's place in the current ring.
-func (p *Progress) setRing(rank, size int) {
+// SetRing records this node's place in the current ring.
+func (p *Progress) SetRing(rank, size int) {
 	if p != nil {
 		p.rank.Store(int64(rank))
 		p.world.Store(int64(size))
@@ -126,8 +107,8 @@ func (p *Progress) setRing(rank, size int) {
 	}
 }
 
-// stepped records a completed step.
-func (p *Progress) stepped(done int, loss float64, samples int64) {
+// Stepped records a completed step.
+func (p *Progress) Stepped(done int, loss float64, samples int64) {
 	if p == nil {
 		return
 	}
@@ -140,11 +121,11 @@ func (p *Progress) stepped(done int, loss float64, samples int64) {
 }
 
 // Snapshot reads the current values.
-func (p *Progress) Snapshot() ProgressSnapshot {
+func (p *Progress) Snapshot() Snapshot {
 	if p == nil {
-		return ProgressSnapshot{}
+		return Snapshot{}
 	}
-	s := ProgressSnapshot{Phase: Phase(p.phase.Load()), Step: int(p.step.Load()), Steps: int(p.steps.Load()),
+	s := Snapshot{Phase: Phase(p.phase.Load()), Step: int(p.step.Load()), Steps: int(p.steps.Load()),
 		Samples: p.samples.Load(), World: int(p.world.Load()), Rank: int(p.rank.Load())}
 	if l := math.Float64frombits(p.loss.Load()); !math.IsNaN(l) && !math.IsInf(l, 0) {
 		s.Loss, s.HasLoss = l, true
