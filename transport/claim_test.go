@@ -100,14 +100,7 @@ func TestConnectAttemptsOfOneEpoch(t *testing.T) {
 			waitForStack(t, "transport.(*Listener).Accept", 5*time.Second)
 			meshes[0], errs[0] = Connect(ctx, lns[0], cfg, 7, 0, addrs, []int{1})
 			<-done
-			for r, m := range meshes {
-				if m != nil {
-					t.Cleanup(func() { m.Close() })
-				}
-				if errs[r] != nil {
-					t.Fatalf("rank %d: %v", r, errs[r])
-				}
-			}
+			checkMeshes(t, meshes, errs)
 			exchangeRing(t, meshes, 1)
 		})
 	}
@@ -153,14 +146,7 @@ func TestConnectPeerLeavesIncompleteAttempt(t *testing.T) {
 	for range 3 {
 		<-done
 	}
-	for r, m := range meshes {
-		if m != nil {
-			t.Cleanup(func() { m.Close() })
-		}
-		if errs[r] != nil {
-			t.Fatalf("rank %d: %v", r, errs[r])
-		}
-	}
+	checkMeshes(t, meshes, errs)
 	exchangeRing(t, meshes, 1)
 }
 
@@ -211,5 +197,19 @@ func TestAbortOnHangup(t *testing.T) {
 				t.Fatalf("Exchange failed %v after the hang-up, want at once", took)
 			}
 		})
+	}
+}
+
+// checkMeshes closes the meshes at the test's end and fails it on the
+// first rank whose Connect failed.
+func checkMeshes(t *testing.T, meshes []*Mesh, errs []error) {
+	t.Helper()
+	for r, m := range meshes {
+		if m != nil {
+			t.Cleanup(func() { m.Close() })
+		}
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
 	}
 }
