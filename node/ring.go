@@ -79,9 +79,10 @@ func (t *trainer) RingLeft(step int, cause error) {
 // takes metrics.csv, and the ring change is logged.
 func (t *trainer) Resize(ctx context.Context, c *elastic.Comm) error {
 	t.c = c
-	t.log = t.base.With("rank", c.Rank())
 	if t.name != nil {
 		t.log = t.base.With("node", t.name(), "rank", c.Rank())
+	} else {
+		t.log = t.base.With("rank", c.Rank())
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Cluster.Timeout.Duration)
 	defer cancel()
@@ -220,14 +221,12 @@ func (t *trainer) logRing() {
 	}
 	behind := slices.Contains(t.ring.Behind, c.Rank())
 	switch {
-	case t.prev == nil && t.resume:
-		if lead {
-			t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), Notice)
-		}
-		t.log.Info("ring formed", "size", len(ms), "ring", ringString(ms), "frames", c.Protection(), noticeIf(lead))
-	case t.prev == nil && behind:
+	case t.prev == nil && behind && !t.resume:
 		t.log.Info("joined the ring", "size", len(ms), "ring", ringString(ms), "at step", t.done, Notice)
 	case t.prev == nil:
+		if lead && t.resume {
+			t.log.Info("resumed from checkpoint", "step", t.done, "path", t.checkpointPath(), Notice)
+		}
 		t.log.Info("ring formed", "size", len(ms), "ring", ringString(ms), "frames", c.Protection(), noticeIf(lead))
 	default:
 		t.log.Info("rows read for the new ring", "rows", t.data.read, "own rows", t.data.train.Len(), "took", t.data.readTook.Round(time.Millisecond))
