@@ -94,6 +94,13 @@ func (c *Conn) recvClaim(ctx context.Context) error {
 // await waits until the socket is ready for events (or has hung up), or ctx
 // ends.
 func (c *Conn) await(ctx context.Context, events int16) error {
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events | unix.POLLRDHUP}}
+	return pollUntil(ctx, fds)
+}
+
+// pollUntil polls fds until one has an event (its Revents set), or ctx
+// ends; it wakes at least every pollInterval to look at ctx.
+func pollUntil(ctx context.Context, fds []unix.PollFd) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -102,7 +109,9 @@ func (c *Conn) await(ctx context.Context, events int16) error {
 		if d, ok := ctx.Deadline(); ok {
 			wait = max(time.Millisecond, min(wait, time.Until(d)))
 		}
-		fds := []unix.PollFd{{Fd: int32(c.fd), Events: events | unix.POLLRDHUP}}
+		for i := range fds {
+			fds[i].Revents = 0
+		}
 		n, err := unix.Poll(fds, int(wait/time.Millisecond))
 		if err != nil && err != unix.EINTR {
 			return err
@@ -111,6 +120,13 @@ func (c *Conn) await(ctx context.Context, events int16) error {
 			return nil
 		}
 	}
+}
+
+// signal makes the eventfd efd readable (and so wakes its pollers).
+func signal(efd int) {
+	var one [8]byte
+	one[0] = 1 // eventfd counters are host-endian; 1 is nonzero either way
+	_, _ = unix.Write(efd, one[:])
 }
 
 // claimGone reports whether err means that the other end dropped the

@@ -140,22 +140,12 @@ func (u *upCount) wait(ctx context.Context, c *Conn) (hung bool, err error) {
 	u.mu.Lock()
 	if u.up++; u.up == u.want {
 		u.all = true
-		var one [8]byte
-		one[0] = 1 // a nonzero count in either byte order
-		_, _ = unix.Write(u.efd, one[:])
+		signal(u.efd)
 	}
 	u.mu.Unlock()
 	fds := []unix.PollFd{{Fd: int32(u.efd), Events: unix.POLLIN}, {Fd: int32(c.fd), Events: unix.POLLRDHUP}}
 	for {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		wait := pollInterval
-		if d, ok := ctx.Deadline(); ok {
-			wait = max(time.Millisecond, min(wait, time.Until(d)))
-		}
-		fds[0].Revents, fds[1].Revents = 0, 0
-		if _, err := unix.Poll(fds, int(wait/time.Millisecond)); err != nil && err != unix.EINTR {
+		if err := pollUntil(ctx, fds); err != nil {
 			return false, err
 		}
 		if fds[0].Revents != 0 {
@@ -525,9 +515,7 @@ func (m *Mesh) AbortOnHangup() (stop func(), err error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			var one [8]byte
-			one[0] = 1 // eventfd counters are host-endian; 1 is nonzero either way
-			_, _ = unix.Write(wake, one[:])
+			signal(wake)
 			m.watched.Wait()
 			unix.Close(wake)
 		})
